@@ -1,0 +1,22 @@
+//! `hotline-core`: the vocabulary every other hotline crate shares.
+//!
+//! Role: identifiers, time and randomness as injectable traits (so that engines can run on
+//! virtual time in tests), user roles, masking of personal data, the failure throttle used
+//! by both HTTP login and SIP digest authentication, a small Prometheus-style metrics
+//! registry, and the domain events that travel on the in-process event bus.
+//!
+//! May depend on: nothing of hotline's. No tokio, sqlx or axum here: this crate is pure
+//! data and logic so that every domain crate can use it without pulling in I/O.
+
+pub mod clock;
+pub mod events;
+pub mod id;
+pub mod mask;
+pub mod metrics;
+pub mod role;
+pub mod throttle;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
+pub use events::{Event, EventSink};
+pub use id::{IdGenerator, Rng, SystemRng};
+pub use role::Role;

@@ -1,0 +1,341 @@
+//! The command line: `serve`, `init`, `user …`, `config …`, `migrate`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use hotline_core::{Clock, Role, SystemClock, SystemRng};
+
+use crate::config::{Config, DEFAULT_TOML, LogFormat};
+use crate::db::Db;
+use crate::db::audit::Audit;
+use crate::db::redact_url;
+use crate::db::users::{NewUser, validate_username};
+use crate::fail::Failure;
+use crate::password;
+use crate::server::{open_db, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "天津市小客车增量指标竞价服务热线 — contact centre and telephony platform"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults apply.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format (overrides `log.format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTP API and web console, SIP gateway).
+    Serve {
+        /// HTTP address (overrides `http.listen`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<SocketAddr>,
+        /// SIP address, UDP and TCP (overrides `sip.listen`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip: Option<SocketAddr>,
+    },
+    /// Create the data directory and database, and the first administrator.
+    Init,
+    /// Manage users of the web console.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Bring the database schema up to date.
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; prints a generated password unless --password-stdin is given.
+    Add {
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Set a new password (generated unless --password-stdin) and end the user's sessions.
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user and end their sessions.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the fully commented default configuration.
+    Default,
+    /// Check a configuration file (and HOTLINE_* environment overrides).
+    Check { file: PathBuf },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|e: hotline_core::role::UnknownRole| e.to_string())
+}
+
+impl Cli {
+    /// The configuration in effect: file, then environment, then flags.
+    pub fn load_config(&self) -> Result<Config, Failure> {
+        let mut config = Config::load(self.config.as_deref(), std::env::vars())?;
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(f) = self.log_format {
+            config.log.format = f;
+        }
+        if let Command::Serve { http, sip } = &self.command {
+            if let Some(h) = http {
+                config.http.listen = *h;
+            }
+            if let Some(s) = sip {
+                config.sip.listen = *s;
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Runs a command that needs no configuration; `None` when the command does need it.
+pub fn run_without_config(cli: &Cli) -> Option<Result<(), Failure>> {
+    match &cli.command {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{DEFAULT_TOML}");
+            Some(Ok(()))
+        }
+        Command::Config(ConfigCommand::Check { file }) => Some(
+            Config::load(Some(file), std::env::vars())
+                .map(|_| println!("{}: OK", file.display()))
+                .map_err(Failure::from),
+        ),
+        _ => None,
+    }
+}
+
+pub async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Init => init(&config).await,
+        Command::Migrate => {
+            open_db(&config).await?.close().await;
+            println!(
+                "database {} is up to date",
+                redact_url(&config.database_url())
+            );
+            Ok(())
+        }
+        Command::User(cmd) => user(&config, cmd).await,
+        Command::Config(_) => unreachable!("handled by run_without_config"),
+    }
+}
+
+async fn cli_audit(db: &Db, action: &str, target: &str, detail: &str) -> Result<(), Failure> {
+    db.audit(
+        SystemClock.now_ms(),
+        &SystemRng,
+        Audit {
+            actor: "cli",
+            action,
+            target,
+            detail,
+            remote_addr: "local",
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn hash_blocking(pw: String) -> Result<String, Failure> {
+    tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(Failure::runtime)?
+        .map_err(Failure::runtime)
+}
+
+async fn init(config: &Config) -> Result<(), Failure> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Failure::usage(format!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let db = open_db(config).await?;
+    println!("data directory: {}", config.data_dir.display());
+    println!("database:       {}", redact_url(&config.database_url()));
+    if db.count_users_with_role(Role::Admin).await? > 0 {
+        println!(
+            "already initialised: an administrator exists (use `hotline user passwd` to reset a password)"
+        );
+        db.close().await;
+        return Ok(());
+    }
+    let pw = password::generate(&SystemRng);
+    let hash = hash_blocking(pw.clone()).await?;
+    db.create_user(
+        SystemClock.now_ms(),
+        &SystemRng,
+        NewUser {
+            username: "admin",
+            display_name: "系统管理员",
+            role: Role::Admin,
+            password_hash: &hash,
+        },
+    )
+    .await?;
+    cli_audit(&db, "user.create", "user:admin", "admin").await?;
+    db.close().await;
+    println!("administrator:  admin");
+    println!("password:       {pw}");
+    println!("(the password is shown only once; change it after the first login)");
+    Ok(())
+}
+
+fn read_password_line() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(Failure::runtime)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    password::check_policy(&pw).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(pw)
+}
+
+async fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
+    let db = open_db(config).await?;
+    let now = SystemClock.now_ms();
+    let result = async {
+        match cmd {
+            UserCommand::Add {
+                username,
+                role,
+                display_name,
+                password_stdin,
+            } => {
+                validate_username(&username).map_err(Failure::usage)?;
+                let (pw, show) = if password_stdin {
+                    (read_password_line()?, false)
+                } else {
+                    (password::generate(&SystemRng), true)
+                };
+                let hash = hash_blocking(pw.clone()).await?;
+                let display = display_name.unwrap_or_else(|| username.clone());
+                db.create_user(
+                    now,
+                    &SystemRng,
+                    NewUser {
+                        username: &username,
+                        display_name: &display,
+                        role,
+                        password_hash: &hash,
+                    },
+                )
+                .await
+                .map_err(|e| match e {
+                    crate::db::StoreError::Conflict(w) => {
+                        Failure::usage(format!("{w} already exists"))
+                    }
+                    other => Failure::runtime(other),
+                })?;
+                cli_audit(
+                    &db,
+                    "user.create",
+                    &format!("user:{username}"),
+                    role.as_str(),
+                )
+                .await?;
+                println!("added {username} ({role})");
+                if show {
+                    println!("password: {pw}");
+                }
+            }
+            UserCommand::List => {
+                println!(
+                    "{:<20} {:<18} {:<8} display name",
+                    "username", "role", "state"
+                );
+                for u in db.list_users().await? {
+                    let state = if u.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<20} {:<18} {:<8} {}",
+                        u.username,
+                        u.role.as_str(),
+                        state,
+                        u.display_name
+                    );
+                }
+            }
+            UserCommand::Passwd {
+                username,
+                password_stdin,
+            } => {
+                let (pw, show) = if password_stdin {
+                    (read_password_line()?, false)
+                } else {
+                    (password::generate(&SystemRng), true)
+                };
+                let hash = hash_blocking(pw.clone()).await?;
+                let user = db
+                    .set_password_hash(now, &username, &hash)
+                    .await
+                    .map_err(not_found)?;
+                db.delete_sessions_of(&user.id).await?;
+                cli_audit(&db, "user.password_reset", &format!("user:{username}"), "").await?;
+                println!("password of {username} changed");
+                if show {
+                    println!("password: {pw}");
+                }
+            }
+            UserCommand::Disable { username } => {
+                db.set_disabled(now, &username, true)
+                    .await
+                    .map_err(not_found)?;
+                cli_audit(&db, "user.disable", &format!("user:{username}"), "").await?;
+                println!("{username} disabled");
+            }
+            UserCommand::Enable { username } => {
+                db.set_disabled(now, &username, false)
+                    .await
+                    .map_err(not_found)?;
+                cli_audit(&db, "user.enable", &format!("user:{username}"), "").await?;
+                println!("{username} enabled");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+fn not_found(e: crate::db::StoreError) -> Failure {
+    match e {
+        crate::db::StoreError::NotFound(w) => Failure::usage(format!("{w} not found")),
+        other => Failure::runtime(other),
+    }
+}

@@ -1,0 +1,487 @@
+//! Configuration: `hotline.toml` (path by `--config`), then environment overrides named
+//! `HOTLINE_` + the key path in capitals with `__` between levels (`database.url` →
+//! `HOTLINE_DATABASE__URL`), then the command-line flags of `serve`.
+//!
+//! Loading is strict: an unknown key or a wrong type is an error that names the file (or the
+//! environment variable), the key path and, for files, the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database, recordings and the search index live.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub sip: SipConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub security: SecurityConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this many hours after login, active or not (one 12-hour shift).
+    pub session_max_hours: u32,
+    /// Mark cookies `Secure` (set when a TLS-terminating proxy is in front).
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP and TCP address of the SIP gateway.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite file `hotline.db` in the data directory. `postgres://…`: PostgreSQL.
+    /// `sqlite://path`: a SQLite file elsewhere.
+    pub url: String,
+    pub max_connections: u32,
+    /// Seconds to wait for a connection from the pool before a request fails.
+    pub acquire_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `hotline=debug,rsipstack=warn`, …).
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Failed logins for one account within the window that lock the account for a while.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins from one address within the window that block the address for a while.
+    pub login_max_failures_per_address: u32,
+    pub login_window_minutes: u32,
+    pub login_lockout_minutes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig::default(),
+            sip: SipConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            security: SecurityConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            session_idle_minutes: 60,
+            session_max_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+            acquire_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info,rsipstack=warn,sqlx=warn".into(),
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 20,
+            login_window_minutes: 15,
+            login_lockout_minutes: 15,
+        }
+    }
+}
+
+/// A configuration error, naming where it came from and which key is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {location}key `{key}`: {message}")]
+    Invalid {
+        /// The file path or the environment variable.
+        origin: String,
+        /// `line L, column C: ` for files, empty otherwise.
+        location: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads the file (when given), then applies `HOTLINE_*` environment overrides from `env`,
+    /// then validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (origin, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+            ),
+            None => ("(defaults)".to_string(), String::new()),
+        };
+        let mut config = parse_toml(&origin, &text)?;
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
+            .collect();
+        if !overrides.is_empty() {
+            config = apply_env(&config, &overrides)?;
+        }
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            origin: origin.to_string(),
+            location: String::new(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must be empty (SQLite in the data directory), sqlite:… or postgres://…",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if self.http.session_idle_minutes == 0 || self.http.session_max_hours == 0 {
+            return Err(invalid(
+                "http.session_idle_minutes",
+                "session lifetimes must be at least 1",
+            ));
+        }
+        let s = &self.security;
+        for (key, v) in [
+            (
+                "security.login_max_failures_per_account",
+                s.login_max_failures_per_account,
+            ),
+            (
+                "security.login_max_failures_per_address",
+                s.login_max_failures_per_address,
+            ),
+            ("security.login_window_minutes", s.login_window_minutes),
+            ("security.login_lockout_minutes", s.login_lockout_minutes),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return Err(invalid("log.filter", "not a valid tracing filter"));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite inside the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("hotline.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+pub const ENV_PREFIX: &str = "HOTLINE_";
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+fn parse_toml(origin: &str, text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        let location = e
+            .span()
+            .map(|s| {
+                let (l, c) = line_col(text, s.start);
+                format!("line {l}, column {c}: ")
+            })
+            .unwrap_or_default();
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            location,
+            key: "(syntax)".into(),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let location = inner
+            .span()
+            .map(|s| {
+                let (l, c) = line_col(text, s.start);
+                format!("line {l}, column {c}: ")
+            })
+            .unwrap_or_default();
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            location,
+            key,
+            message: inner.message().trim().to_string(),
+        }
+    })
+}
+
+fn apply_env(config: &Config, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut table = toml::Table::try_from(config).expect("the config always serializes");
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    for (var, raw) in overrides {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: format!("environment variable {var}"),
+            location: String::new(),
+            key: path.join("."),
+            message,
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(invalid("empty key segment in the variable name".into()));
+        }
+        let value = typed_value(&defaults, &path, raw);
+        let (last, parents) = path.split_last().expect("non-empty");
+        let mut t = &mut table;
+        for seg in parents {
+            let entry = t
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            t = match entry {
+                toml::Value::Table(inner) => inner,
+                _ => return Err(invalid(format!("`{seg}` is not a table"))),
+            };
+        }
+        t.insert(last.clone(), value);
+    }
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().message().trim().to_string();
+        let var = format!(
+            "{ENV_PREFIX}{}",
+            key.to_ascii_uppercase().replace('.', "__")
+        );
+        ConfigError::Invalid {
+            origin: format!("environment variable {var}"),
+            location: String::new(),
+            key,
+            message,
+        }
+    })
+}
+
+/// Environment values are text; give them the type the key has in the defaults, so that a
+/// string key keeps "123" as text and a number, boolean or list key gets parsed as TOML.
+fn typed_value(defaults: &toml::Table, path: &[String], raw: &str) -> toml::Value {
+    let mut cur: Option<&toml::Value> = None;
+    let mut table = Some(defaults);
+    for seg in path {
+        cur = table.and_then(|t| t.get(seg));
+        table = cur.and_then(toml::Value::as_table);
+    }
+    let text = || toml::Value::String(raw.to_string());
+    match cur {
+        Some(toml::Value::String(_)) => text(),
+        _ => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(text),
+    }
+}
+
+/// The fully commented default configuration printed by `hotline config default`.
+/// A test keeps it equal to `Config::default()`.
+pub const DEFAULT_TOML: &str = include_str!("../hotline.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hotline.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn example_file_equals_defaults() {
+        let c = load_str(DEFAULT_TOML, &[]).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn no_file_gives_defaults() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sip.listen.to_string(), "127.0.0.1:5060");
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert!(c.database_url().contains("hotline.db"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = load_str("[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `http.lisen`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("hotline.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_top_level_table_is_named() {
+        let err = load_str("[htp]\nlisten = 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `htp`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = load_str("[database]\nmax_connections = \"many\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `database.max_connections`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let err = load_str("[http]\nlisten = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `http.listen`"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let err = load_str("[http\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_with_types() {
+        let c = load_str(
+            "",
+            &[
+                ("HOTLINE_DATABASE__URL", "postgres://u@h/db"),
+                ("HOTLINE_DATABASE__MAX_CONNECTIONS", "3"),
+                ("HOTLINE_HTTP__LISTEN", "0.0.0.0:9000"),
+                ("HOTLINE_HTTP__SECURE_COOKIES", "true"),
+                ("HOTLINE_DATA_DIR", "/srv/hotline"),
+                ("OTHER_VAR", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database.url, "postgres://u@h/db");
+        assert_eq!(c.database.max_connections, 3);
+        assert_eq!(c.http.listen.port(), 9000);
+        assert!(c.http.secure_cookies);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/hotline"));
+    }
+
+    #[test]
+    fn env_errors_name_the_variable_and_key() {
+        let err = load_str("", &[("HOTLINE_DATABASE__MAX_CONNECTIONS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HOTLINE_DATABASE__MAX_CONNECTIONS"), "{err}");
+        assert!(err.contains("key `database.max_connections`"), "{err}");
+        let err = load_str("", &[("HOTLINE_HTTP__NOPE", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `http.nope`"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let err = load_str("[database]\nurl = \"mysql://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `database.url`"), "{err}");
+        let err = load_str("[log]\nfilter = \"a=b=c\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `log.filter`"), "{err}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The state shared by every request handler.
+
+use std::sync::{Arc, Mutex};
+
+use hotline_core::metrics::{Metric, Registry};
+use hotline_core::throttle::{FailureOutcome, FailureThrottle, ThrottlePolicy};
+use hotline_core::{Clock, EventSink, Rng, UnixMillis};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::sessions::SessionPolicy;
+
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct AppInner {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub metrics: Registry,
+    pub events: Arc<dyn EventSink>,
+    pub login_throttle: Mutex<LoginThrottle>,
+    pub http_requests: Metric,
+    pub login_failures: Metric,
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        metrics: Registry,
+        events: Arc<dyn EventSink>,
+    ) -> Self {
+        let login_throttle = Mutex::new(LoginThrottle::new(&config));
+        let http_requests = metrics.counter(
+            "hotline_http_requests_total",
+            "HTTP requests by route, method and status.",
+        );
+        let login_failures = metrics.counter(
+            "hotline_login_failures_total",
+            "Failed web logins, by reason (password, blocked).",
+        );
+        Self(Arc::new(AppInner {
+            db,
+            config,
+            clock,
+            rng,
+            metrics,
+            events,
+            login_throttle,
+            http_requests,
+            login_failures,
+        }))
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now_ms()
+    }
+
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle_ms: i64::from(self.config.http.session_idle_minutes) * 60_000,
+            max_ms: i64::from(self.config.http.session_max_hours) * 3_600_000,
+        }
+    }
+}
+
+/// Login throttling per account and per client address (two independent limits).
+#[derive(Debug)]
+pub struct LoginThrottle {
+    pub by_account: FailureThrottle<String>,
+    pub by_address: FailureThrottle<String>,
+}
+
+impl LoginThrottle {
+    pub fn new(config: &Config) -> Self {
+        let s = &config.security;
+        let window_ms = i64::from(s.login_window_minutes) * 60_000;
+        let block_ms = i64::from(s.login_lockout_minutes) * 60_000;
+        Self {
+            by_account: FailureThrottle::new(ThrottlePolicy {
+                max_failures: s.login_max_failures_per_account,
+                window_ms,
+                block_ms,
+            }),
+            by_address: FailureThrottle::new(ThrottlePolicy {
+                max_failures: s.login_max_failures_per_address,
+                window_ms,
+                block_ms,
+            }),
+        }
+    }
+
+    /// When either the account or the address is blocked: until when.
+    pub fn blocked_until(
+        &self,
+        now: UnixMillis,
+        account: &str,
+        address: &str,
+    ) -> Option<UnixMillis> {
+        let a = self.by_account.blocked_until(now, &account.to_string());
+        let b = self.by_address.blocked_until(now, &address.to_string());
+        a.max(b)
+    }
+
+    /// Counts a failure on both keys; returns whether either is now blocked.
+    pub fn failure(&mut self, now: UnixMillis, account: &str, address: &str) -> bool {
+        let a = self.by_account.record_failure(now, account.to_string());
+        let b = self.by_address.record_failure(now, address.to_string());
+        matches!(a, FailureOutcome::Blocked { .. }) || matches!(b, FailureOutcome::Blocked { .. })
+    }
+
+    pub fn success(&mut self, now: UnixMillis, account: &str) {
+        self.by_account.record_success(now, &account.to_string());
+    }
+}

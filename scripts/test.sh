@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need and is missing (Debian
+# packages, when run as root), then checks formatting and lints, then runs every test.
+#
+# Storage tests run on SQLite and on PostgreSQL. PostgreSQL comes from TEST_DATABASE_URL,
+# default postgres://postgres@127.0.0.1:5432/test; set TEST_DATABASE_URL= (empty) to run the
+# SQLite variants only. When it is set but unreachable, the suite fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '== %s\n' "$*"; }
+
+# --- tools the tests drive -------------------------------------------------------------
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    say "installing ${missing[*]} with sudo"
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "error: the tests need these Debian packages: ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- PostgreSQL for the storage tests ------------------------------------------------------
+export TEST_DATABASE_URL="${TEST_DATABASE_URL-postgres://postgres@127.0.0.1:5432/test}"
+if [ -n "$TEST_DATABASE_URL" ]; then
+  if ! pg_isready -q -d "$TEST_DATABASE_URL" -t 10; then
+    echo "error: TEST_DATABASE_URL=$TEST_DATABASE_URL is set but PostgreSQL does not answer" >&2
+    echo "start PostgreSQL, or set TEST_DATABASE_URL= to run the SQLite variants only" >&2
+    exit 1
+  fi
+  say "storage tests on SQLite and PostgreSQL ($TEST_DATABASE_URL)"
+else
+  unset TEST_DATABASE_URL
+  say "storage tests on SQLite only (TEST_DATABASE_URL is empty)"
+fi
+
+# --- format, lints, build, tests -----------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "cargo build (the binary the end-to-end tests drive)"
+cargo build --workspace --bins --locked
+say "cargo test"
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,190 @@
+//! `hotline-tests`: end-to-end tests of the real `hotline` binary, driven over its real HTTP
+//! and SIP sockets (sipp, HTTP clients). The helpers here start the binary in a temporary data
+//! directory and wait for it to be ready, on events (its output), never by sleeping.
+//!
+//! May depend on: `hotline` (so the binary is built); nothing depends on it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// How long anything in an end-to-end test may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `hotline` binary built by cargo beside this test binary (or `HOTLINE_BIN`).
+pub fn hotline_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("HOTLINE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/hotline
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format!("hotline{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p hotline`",
+        bin.display()
+    );
+    bin
+}
+
+/// A command for the binary with a clean environment as far as hotline is concerned.
+pub fn hotline(args: &[&str]) -> Command {
+    let mut cmd = Command::new(hotline_bin());
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOTLINE_") && k != "HOTLINE_BIN" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command to completion, feeding `stdin`.
+pub fn run(mut cmd: Command, stdin: Option<&str>) -> Result<Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("spawning hotline")?;
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())?;
+    } else {
+        drop(child.stdin.take());
+    }
+    Ok(child.wait_with_output()?)
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The value after `label` on the first line of `out` that starts with it (trimmed).
+pub fn field(out: &str, label: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .map(|v| v.trim().to_string())
+}
+
+/// `hotline init` in `data_dir`; returns the printed admin password.
+pub fn init(data_dir: &Path, extra: &[&str]) -> Result<String> {
+    let mut args = vec!["init", "--data-dir", data_dir.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let out = run(hotline(&args), None)?;
+    if !out.status.success() {
+        bail!("init failed: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    field(&text(&out.stdout), "password:").context("init printed no password")
+}
+
+/// A running `hotline serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub http: String,
+    pub lines: mpsc::Receiver<String>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `hotline serve` with `args` (e.g. `--data-dir`, `--http 127.0.0.1:0`) and waits
+    /// until it prints its HTTP address.
+    pub fn start(mut cmd: Command) -> Result<Self> {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().context("spawning hotline serve")?;
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr_buf.clone();
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = field(&line, "web console and API:") {
+                        let http = url
+                            .trim_start_matches("http://")
+                            .trim_end_matches('/')
+                            .to_string();
+                        return Ok(Self {
+                            child,
+                            http,
+                            lines: rx,
+                            stderr: stderr_buf,
+                        });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait()?;
+                    bail!(
+                        "hotline serve did not start ({status}): {}",
+                        stderr_buf.lock().unwrap_or_else(|e| e.into_inner())
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("hotline did not stop within {TIMEOUT:?} of SIGTERM");
+            }
+            // Polling a child's exit status; there is no portable blocking wait with a timeout.
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A reqwest client that keeps cookies, as a browser would.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(TIMEOUT)
+        .build()
+        .expect("client")
+}

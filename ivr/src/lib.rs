@@ -16,8 +16,10 @@
 //! - [`bidder`]: the bidder self-service port ([`BidderDirectory`]) and status model.
 //! - [`queue`]: the ACD ([`Acd`]): queues, agents, strategies, RONA, wrap-up, announcements.
 //! - [`survey`]: the post-call satisfaction survey ([`Survey`]).
+//! - [`audio`]: prompt files (WAV/MP3/OGG/FLAC) decoded and resampled to 8 kHz mono, once.
 //! - [`prompts`]: the default Mandarin prompt catalogue that validation checks against.
 
+pub mod audio;
 pub mod bidder;
 pub mod civil;
 pub mod flow;

@@ -1,0 +1,175 @@
+//! The prompt library's audio: any WAV, MP3, OGG/Vorbis or FLAC file becomes 8 kHz mono 16-bit PCM, the
+//! form the media engine plays (and encodes to G.711 once, at load). Decoding uses symphonia;
+//! other sample rates are converted with rubato's FFT resampler; several channels are mixed
+//! down. Done once at start or at reload, never per call.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+/// The sample rate of telephone audio.
+pub const RATE: u32 = 8000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{path}: cannot open: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a supported audio file (WAV, MP3, OGG/Vorbis, FLAC): {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: contains no audio")]
+    Empty { path: PathBuf },
+    #[error("{path}: cannot resample from {rate} Hz: {reason}")]
+    Resample {
+        path: PathBuf,
+        rate: u32,
+        reason: String,
+    },
+}
+
+/// Decodes `path` to 8 kHz mono 16-bit PCM.
+pub fn decode_to_8k_mono(path: &Path) -> Result<Vec<i16>, DecodeError> {
+    let format_err = |reason: String| DecodeError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| DecodeError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| format_err(e.to_string()))?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| format_err("no audio track".into()))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| format_err("no audio codec parameters".into()))?
+        .clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| format_err(e.to_string()))?;
+
+    let mut mono: Vec<f32> = Vec::new();
+    let mut rate = params.sample_rate.unwrap_or(0);
+    let mut interleaved: Vec<f32> = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(e) => return Err(format_err(e.to_string())),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buf = match decoder.decode(&packet) {
+            Ok(b) => b,
+            // A damaged frame in an otherwise good file: skip it, as players do.
+            Err(SymphoniaError::DecodeError(_)) => continue,
+            Err(e) => return Err(format_err(e.to_string())),
+        };
+        let channels = buf.spec().channels().count().max(1);
+        rate = buf.spec().rate();
+        interleaved.resize(buf.samples_interleaved(), 0.0);
+        buf.copy_to_slice_interleaved(&mut interleaved);
+        mono.extend(
+            interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+    }
+    if mono.is_empty() || rate == 0 {
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let at_8k = if rate == RATE {
+        mono
+    } else {
+        resample(&mono, rate).map_err(|reason| DecodeError::Resample {
+            path: path.to_path_buf(),
+            rate,
+            reason,
+        })?
+    };
+    Ok(at_8k
+        .iter()
+        .map(|&x| (x * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect())
+}
+
+fn resample(mono: &[f32], rate: u32) -> Result<Vec<f32>, String> {
+    let input = InterleavedSlice::new(mono, 1, mono.len()).map_err(|e| e.to_string())?;
+    let mut rs = Fft::<f32>::new(rate as usize, RATE as usize, 1024, 1, FixedSync::Both)
+        .map_err(|e| e.to_string())?;
+    let out = rs
+        .process_all(&input, mono.len(), None)
+        .map_err(|e| e.to_string())?;
+    Ok(out.take_data())
+}
+
+/// Every prompt of a catalogue, decoded once. A missing or undecodable prompt fails the
+/// whole load with its path, so a bad prompt set is found at start (or at reload, which then
+/// keeps the old set), never in the middle of a call.
+#[derive(Debug, Clone, Default)]
+pub struct PromptAudio {
+    pcm: std::collections::BTreeMap<String, std::sync::Arc<[i16]>>,
+}
+
+impl PromptAudio {
+    /// Decodes `<dir>/<name>.wav` for every name in `catalog`.
+    pub fn load(dir: &Path, catalog: &crate::prompts::PromptCatalog) -> Result<Self, DecodeError> {
+        let mut pcm = std::collections::BTreeMap::new();
+        for name in catalog.names() {
+            let path = dir.join(crate::prompts::PromptCatalog::relative_path(name));
+            pcm.insert(name.to_string(), decode_to_8k_mono(&path)?.into());
+        }
+        Ok(Self { pcm })
+    }
+
+    /// The 8 kHz mono PCM of a prompt.
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<[i16]>> {
+        self.pcm.get(name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pcm.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pcm.is_empty()
+    }
+
+    /// Total duration in milliseconds.
+    pub fn total_ms(&self) -> u64 {
+        self.pcm.values().map(|p| p.len() as u64).sum::<u64>() / u64::from(RATE / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use hotline_core::{Clock, Role, SystemClock, SystemRng};
@@ -52,6 +53,12 @@ pub enum Command {
     /// Manage users of the web console.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage agent seats (SIP accounts of the softphones).
+    #[command(subcommand)]
+    Seat(SeatCommand),
+    /// Knowledge base: rebuild the index, import or export articles.
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -84,6 +91,44 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled user.
     Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeatCommand {
+    /// Add a seat; prints a generated password unless one is given.
+    Add {
+        /// The seat number, also the SIP user name (2–16 digits, e.g. 8001).
+        number: String,
+        /// The SIP password (8–128 characters). Prefer --password-stdin: arguments are
+        /// visible to other users of the machine.
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List seats and their registered contacts.
+    List,
+    /// Set a new SIP password (generated unless given).
+    Passwd {
+        number: String,
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a seat and its registrations.
+    Remove { number: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Rebuild the search index from the database.
+    Reindex,
+    /// Import articles from a folder of Markdown files with front matter, or a JSON file
+    /// (all-or-nothing, idempotent by slug).
+    Import { path: PathBuf },
+    /// Export every article to a folder of Markdown files (or a .json file).
+    Export { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +195,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
             Ok(())
         }
         Command::User(cmd) => user(&config, cmd).await,
+        Command::Seat(cmd) => seat(&config, cmd).await,
+        Command::Kb(cmd) => kb(&config, cmd).await,
         Command::Config(_) => unreachable!("handled by run_without_config"),
     }
 }
@@ -208,11 +255,196 @@ async fn init(config: &Config) -> Result<(), Failure> {
     )
     .await?;
     cli_audit(&db, "user.create", "user:admin", "admin").await?;
-    db.close().await;
     println!("administrator:  admin");
     println!("password:       {pw}");
-    println!("(the password is shown only once; change it after the first login)");
+    // The eight agent seats of the contract (8001–8008), unless seats exist already.
+    if hotline_sip_gateway::list_seats(&db.pool)
+        .await
+        .map_err(Failure::runtime)?
+        .is_empty()
+    {
+        println!("agent seats (SIP user name and password):");
+        for n in 8001..=8008 {
+            let number = n.to_string();
+            let seat_pw = password::generate(&SystemRng);
+            hotline_sip_gateway::add_seat(
+                &db.pool,
+                &number,
+                &seat_pw,
+                &config.sip.realm,
+                SystemClock.now_ms(),
+            )
+            .await
+            .map_err(Failure::runtime)?;
+            cli_audit(&db, "seat.create", &format!("seat:{number}"), "").await?;
+            println!("  seat {number}: {seat_pw}");
+        }
+    }
+    let kb =
+        crate::server::open_kb(config, &db, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
+    let report = kb.load_builtin("system").await.map_err(Failure::runtime)?;
+    println!(
+        "knowledge base: {} articles added, {} updated, {} unchanged",
+        report.created.len(),
+        report.updated.len(),
+        report.unchanged.len()
+    );
+    db.close().await;
+    println!("(passwords are shown only once; change the administrator's after the first login)");
     Ok(())
+}
+
+async fn kb(config: &Config, cmd: KbCommand) -> Result<(), Failure> {
+    let db = open_db(config).await?;
+    let kb =
+        crate::server::open_kb(config, &db, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
+    let usage = |e: hotline_knowledge::KnowledgeError| match e.class() {
+        hotline_knowledge::ErrorClass::Internal => Failure::runtime(e),
+        _ => Failure::usage(e.to_string()),
+    };
+    let result = match cmd {
+        KbCommand::Reindex => kb.reindex().await.map_err(usage).map(|r| {
+            println!("index rebuilt: {} articles in {} ms", r.articles, r.millis);
+        }),
+        KbCommand::Import { path } => {
+            let report = if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                kb.import_json(&text, "cli").await
+            } else {
+                kb.import_dir(&path, "cli").await
+            }
+            .map_err(usage)?;
+            cli_audit(&db, "kb.import", &path.display().to_string(), "").await?;
+            println!(
+                "imported: {} added, {} updated, {} unchanged",
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len()
+            );
+            Ok(())
+        }
+        KbCommand::Export { path } => {
+            let n = if path.extension().is_some_and(|e| e == "json") {
+                let text = kb.export_json().await.map_err(usage)?;
+                std::fs::write(&path, text)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                text_count(&path)
+            } else {
+                kb.export_dir(&path).await.map_err(usage)?
+            };
+            cli_audit(&db, "kb.export", &path.display().to_string(), "").await?;
+            println!("exported {n} articles to {}", path.display());
+            Ok(())
+        }
+    };
+    db.close().await;
+    result
+}
+
+/// The number of articles in an exported JSON file.
+fn text_count(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.as_array()
+                .map(Vec::len)
+                .or_else(|| v["articles"].as_array().map(Vec::len))
+        })
+        .unwrap_or(0)
+}
+
+fn seat_password(given: Option<String>, from_stdin: bool) -> Result<(String, bool), Failure> {
+    match (given, from_stdin) {
+        (Some(p), _) => Ok((p, false)),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(Failure::runtime)?;
+            Ok((line.trim_end_matches(['\r', '\n']).to_string(), false))
+        }
+        (None, false) => Ok((password::generate(&SystemRng), true)),
+    }
+}
+
+fn seat_failure(e: hotline_sip_gateway::GatewayError) -> Failure {
+    use hotline_sip_gateway::GatewayError as E;
+    match e {
+        E::InvalidSeatNumber(_) | E::WeakPassword | E::SeatExists(_) | E::SeatNotFound(_) => {
+            Failure::usage(e.to_string())
+        }
+        other => Failure::runtime(other),
+    }
+}
+
+async fn seat(config: &Config, cmd: SeatCommand) -> Result<(), Failure> {
+    use hotline_sip_gateway as gw;
+    let db = open_db(config).await?;
+    let now = SystemClock.now_ms();
+    let realm = &config.sip.realm;
+    let result = async {
+        match cmd {
+            SeatCommand::Add {
+                number,
+                password,
+                password_stdin,
+            } => {
+                let (pw, show) = seat_password(password, password_stdin)?;
+                gw::add_seat(&db.pool, &number, &pw, realm, now)
+                    .await
+                    .map_err(seat_failure)?;
+                cli_audit(&db, "seat.create", &format!("seat:{number}"), "").await?;
+                println!("added seat {number}");
+                if show {
+                    println!("password: {pw}");
+                }
+            }
+            SeatCommand::List => {
+                let bindings = gw::list_bindings(&db.pool, now)
+                    .await
+                    .map_err(Failure::runtime)?;
+                println!("{:<8} {:<8} registered contacts", "seat", "state");
+                for s in gw::list_seats(&db.pool).await.map_err(Failure::runtime)? {
+                    let contacts: Vec<&str> = bindings
+                        .iter()
+                        .filter(|b| b.seat == s.number)
+                        .map(|b| b.contact.as_str())
+                        .collect();
+                    let state = if s.enabled { "enabled" } else { "disabled" };
+                    println!("{:<8} {:<8} {}", s.number, state, contacts.join(", "));
+                }
+            }
+            SeatCommand::Passwd {
+                number,
+                password,
+                password_stdin,
+            } => {
+                let (pw, show) = seat_password(password, password_stdin)?;
+                gw::set_seat_password(&db.pool, &number, &pw, realm, now)
+                    .await
+                    .map_err(seat_failure)?;
+                cli_audit(&db, "seat.password_reset", &format!("seat:{number}"), "").await?;
+                println!("password of seat {number} changed");
+                if show {
+                    println!("password: {pw}");
+                }
+            }
+            SeatCommand::Remove { number } => {
+                gw::remove_seat(&db.pool, &number)
+                    .await
+                    .map_err(seat_failure)?;
+                cli_audit(&db, "seat.delete", &format!("seat:{number}"), "").await?;
+                println!("removed seat {number}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    db.close().await;
+    result
 }
 
 fn read_password_line() -> Result<String, Failure> {

@@ -16,7 +16,8 @@ pub struct Config {
     /// Where the SQLite database, recordings and the search index live.
     pub data_dir: PathBuf,
     pub http: HttpConfig,
-    pub sip: SipConfig,
+    /// The SIP gateway (`hotline-sip-gateway`): transport, seats, trunk, RTP.
+    pub sip: hotline_sip_gateway::GatewayConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
@@ -32,13 +33,6 @@ pub struct HttpConfig {
     pub session_max_hours: u32,
     /// Mark cookies `Secure` (set when a TLS-terminating proxy is in front).
     pub secure_cookies: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SipConfig {
-    /// UDP and TCP address of the SIP gateway.
-    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +77,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./data"),
             http: HttpConfig::default(),
-            sip: SipConfig::default(),
+            sip: hotline_sip_gateway::GatewayConfig::default(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             security: SecurityConfig::default(),
@@ -98,14 +92,6 @@ impl Default for HttpConfig {
             session_idle_minutes: 60,
             session_max_hours: 12,
             secure_cookies: false,
-        }
-    }
-}
-
-impl Default for SipConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
         }
     }
 }
@@ -235,6 +221,11 @@ impl Config {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if let Err(hotline_sip_gateway::GatewayError::Config { field, message }) =
+            self.sip.validate()
+        {
+            return Err(invalid(&format!("sip.{field}"), &message));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(invalid("log.filter", "not a valid tracing filter"));

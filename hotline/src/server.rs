@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotline_core::metrics::Registry;
-use hotline_core::{SystemClock, SystemRng};
+use hotline_core::{Clock, Rng, SystemClock, SystemRng};
+use hotline_sip_gateway::{Gateway, GatewayDeps, GatewayError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,6 +36,26 @@ pub async fn open_db(config: &Config) -> Result<Db, Failure> {
     Ok(db)
 }
 
+/// Opens the knowledge base; its search index lives in `<data_dir>/kb-index` and is rebuilt
+/// when missing or older than the database.
+pub async fn open_kb(
+    config: &Config,
+    db: &Db,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+) -> Result<Arc<hotline_knowledge::KnowledgeBase>, Failure> {
+    let dir = config.data_dir.join("kb-index");
+    hotline_knowledge::KnowledgeBase::open(db.pool.clone(), &dir, clock, rng)
+        .await
+        .map(Arc::new)
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot open the knowledge base in {}: {e}",
+                dir.display()
+            ))
+        })
+}
+
 async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -51,49 +72,64 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let config = Arc::new(config);
     let db = open_db(&config).await?;
     let http_listener = bind_tcp("HTTP", config.http.listen).await?;
-    // The SIP sockets are reserved here so that a conflict is reported at start; the SIP
-    // gateway takes them over.
-    let sip_udp = tokio::net::UdpSocket::bind(config.sip.listen)
-        .await
-        .map_err(|e| {
-            Failure::usage(format!(
-                "cannot listen on SIP address {} (UDP): {e}",
-                config.sip.listen
-            ))
-        })?;
-    let sip_tcp = bind_tcp("SIP (TCP)", config.sip.listen).await?;
-
     let metrics = Registry::new();
     metrics
         .gauge("hotline_build_info", "Version of the running hotline.")
         .with(&[("version", env!("CARGO_PKG_VERSION"))])
         .set(1);
     let bus = EventBus::new(1024);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let rng: Arc<dyn Rng> = Arc::new(SystemRng);
+    let cancel = CancellationToken::new();
+    let gateway = Gateway::start(
+        config.sip.clone(),
+        GatewayDeps {
+            pool: db.pool.clone(),
+            metrics: metrics.clone(),
+            events: Arc::new(bus.clone()),
+            clock: clock.clone(),
+            rng: rng.clone(),
+            cancel: cancel.child_token(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        GatewayError::Bind { .. } | GatewayError::Config { .. } => Failure::usage(e.to_string()),
+        other => Failure::runtime(other),
+    })?;
+    let sip_addr = gateway.local_addr();
     let state = AppState::new(
         db.clone(),
         config.clone(),
-        Arc::new(SystemClock),
-        Arc::new(SystemRng),
+        clock,
+        rng,
         metrics,
         Arc::new(bus.clone()),
     );
+    let _ = state.gateway.set(gateway.clone());
+    let kb = open_kb(&config, &db, state.clock.clone(), state.rng.clone()).await?;
+    let _ = state.knowledge.set(kb);
     let (app, _) = http::router(state.clone());
 
     let http_addr = http_listener.local_addr().map_err(Failure::runtime)?;
     println!("hotline {} is running", env!("CARGO_PKG_VERSION"));
     println!("  web console and API: http://{http_addr}/");
-    println!(
-        "  SIP (UDP+TCP):       {} (reserved for the SIP gateway)",
-        config.sip.listen
-    );
+    println!("  SIP (UDP+TCP):       {sip_addr}");
     println!("  data directory:      {}", config.data_dir.display());
     println!(
         "  database:            {}",
         redact_url(&config.database_url())
     );
-    tracing::info!(%http_addr, sip = %config.sip.listen, "listening");
+    if db
+        .count_users_with_role(hotline_core::Role::Admin)
+        .await
+        .unwrap_or(0)
+        == 0
+    {
+        println!("  no administrator yet: run `hotline init` to create one");
+    }
+    tracing::info!(%http_addr, %sip_addr, "listening");
 
-    let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     {
         let cancel = cancel.clone();
@@ -128,10 +164,12 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await;
+    // In-flight requests are done; now the gateway hangs up active calls (BYE, CDRs closed)
+    // and the background tasks stop.
     cancel.cancel();
+    gateway.stopped().await;
     tracker.close();
     tracker.wait().await;
-    drop((sip_udp, sip_tcp));
     db.close().await;
     tracing::info!("stopped");
     result.map_err(Failure::runtime)

@@ -1,5 +1,49 @@
-//! `hotline-sip-gateway`: see docs/ARCHITECTURE.md for its role.
+//! `hotline-sip-gateway`: the SIP side of hotline. UDP and TCP transport with RFC 3581
+//! `rport`, transaction reliability, the registrar for agent seats with digest
+//! authentication (RFC 2617 MD5, RFC 8760 SHA-256, nonce-count replay check) and brute-force
+//! blocking, trunk peers with an ACL and a channel cap, a B2BUA that bridges trunk calls to
+//! seats (and seats to seats or to allow-listed numbers) through an anchored RTP relay
+//! (PCMA↔PCMU transcoding only when needed, RFC 4733 events), click-to-call, blind transfer
+//! by REFER, session timers (RFC 4028), call detail records and
+//! [`hotline_core::events::CallEvent`]s.
 //!
-//! May depend on: `hotline-core` only among hotline's crates.
+//! May depend on: `hotline-core` only among hotline's crates. `rsipstack` (its `sip` parser)
+//! is used only inside the private `sip` module; the rest speaks our own message types.
 //!
-//! Status: being written; its issue fills it in.
+//! Drive contract: the binary builds a [`GatewayConfig`] (validated with
+//! [`GatewayConfig::validate`]), then calls [`Gateway::start`] with [`GatewayDeps`] (pool,
+//! metrics registry, event sink, clock, RNG, cancel token) and keeps the [`GatewayHandle`]
+//! (status, click-to-call, hangup). Seats are managed through the free functions in
+//! [`store`] (re-exported here), which only need the pool; a running gateway reads seats on
+//! each authentication, so changes apply at once. The protocol engines (`digest`,
+//! `registrar`, `policy`, `transaction`, `sdp`, `rtp::Forwarder`) are sans-IO and take `now`;
+//! the drivers (`gateway`, the relay task) do the I/O. See README.md for config, metrics and
+//! tables.
+
+mod call;
+pub mod config;
+pub mod digest;
+mod engine;
+pub mod error;
+mod gateway;
+mod outbound;
+pub mod policy;
+mod registrar;
+mod rtp;
+pub mod sdp;
+mod sip;
+pub mod store;
+mod transaction;
+mod transfer;
+
+pub use config::{
+    AuthConfig, DidRoute, GatewayConfig, RegisterConfig, RouteTarget, RtpConfig, TrunkConfig,
+    TrunkPeer,
+};
+pub use error::GatewayError;
+pub use gateway::{Gateway, GatewayDeps, GatewayHandle, GatewayStatus};
+pub use store::{
+    Binding, CallRecord, Seat, add_seat, get_call, list_bindings, list_calls, list_seats,
+    remove_seat, seat_exists, set_seat_password,
+};
+pub use transaction::Transport;

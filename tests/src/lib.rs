@@ -90,13 +90,15 @@ pub fn init(data_dir: &Path, extra: &[&str]) -> Result<String> {
 pub struct Server {
     pub child: Child,
     pub http: String,
+    /// The SIP address (`ip:port`, UDP and TCP).
+    pub sip: String,
     pub lines: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
     /// Starts `hotline serve` with `args` (e.g. `--data-dir`, `--http 127.0.0.1:0`) and waits
-    /// until it prints its HTTP address.
+    /// until it prints its HTTP and SIP addresses.
     pub fn start(mut cmd: Command) -> Result<Self> {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -122,18 +124,26 @@ impl Server {
             }
         });
         let deadline = std::time::Instant::now() + TIMEOUT;
+        let (mut http, mut sip) = (None, None);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(url) = field(&line, "web console and API:") {
-                        let http = url
-                            .trim_start_matches("http://")
-                            .trim_end_matches('/')
-                            .to_string();
+                        http = Some(
+                            url.trim_start_matches("http://")
+                                .trim_end_matches('/')
+                                .to_string(),
+                        );
+                    }
+                    if let Some(addr) = field(&line, "SIP (UDP+TCP):") {
+                        sip = Some(addr);
+                    }
+                    if let (Some(http), Some(sip)) = (&http, &sip) {
                         return Ok(Self {
                             child,
-                            http,
+                            http: http.clone(),
+                            sip: sip.clone(),
                             lines: rx,
                             stderr: stderr_buf,
                         });
@@ -187,4 +197,66 @@ pub fn client() -> reqwest::Client {
         .timeout(TIMEOUT)
         .build()
         .expect("client")
+}
+
+/// A sipp scenario file of the gateway's test suite.
+pub fn sipp_scenario(name: &str) -> String {
+    format!(
+        "{}/../sip-gateway/tests/sipp/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A running sipp (Debian `sip-tester`), in a temporary working directory for its logs.
+pub struct Sipp {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    pub fn spawn(server: &str, scenario: &str, args: &[&str]) -> Result<Sipp> {
+        let dir = tempfile::tempdir()?;
+        let child = tokio::process::Command::new("sipp")
+            .arg(server)
+            .arg("-sf")
+            .arg(sipp_scenario(scenario))
+            .args([
+                "-nostdin",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-trace_err",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting sipp (Debian package sip-tester)")?;
+        Ok(Sipp { child, dir })
+    }
+
+    /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
+    pub async fn success(mut self) -> Result<()> {
+        let status = tokio::time::timeout(Duration::from_secs(45), self.child.wait())
+            .await
+            .context("sipp did not finish")??;
+        if !status.success() {
+            let logs: Vec<String> = std::fs::read_dir(self.dir.path())?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect();
+            bail!("sipp {status}: {}", logs.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+/// A UDP port that was free a moment ago (for sipp's local ports).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
 }

@@ -224,6 +224,11 @@ impl ApiBuilder {
         self
     }
 
+    /// Adds a feature's routes (each feature module exposes `fn routes(ApiBuilder) -> ApiBuilder`).
+    pub fn with(self, add: impl FnOnce(Self) -> Self) -> Self {
+        add(self)
+    }
+
     pub fn specs(&self) -> &[RouteSpec] {
         &self.specs
     }

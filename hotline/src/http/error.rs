@@ -43,6 +43,12 @@ impl ApiError {
         ApiError::Internal(e.to_string())
     }
 
+    /// Logs why (for the operator) and returns the error unchanged (for the client).
+    pub fn with_log(self, why: &str) -> Self {
+        tracing::warn!(reason = why, "request refused");
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,

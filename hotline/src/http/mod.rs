@@ -3,9 +3,14 @@
 
 pub mod access;
 pub mod auth;
+pub mod crm;
 pub mod error;
+pub mod integrations;
+pub mod kb;
 pub mod openapi;
 pub mod ops;
+pub mod recordings;
+pub mod sip;
 pub mod state;
 pub mod users;
 
@@ -147,6 +152,11 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
             "审计日志",
             users::audit_log,
         )
+        .with(sip::routes)
+        .with(crm::routes)
+        .with(kb::routes)
+        .with(recordings::routes)
+        .with(integrations::routes)
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

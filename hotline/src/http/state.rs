@@ -30,6 +30,10 @@ pub struct AppInner {
     pub events: Arc<dyn EventSink>,
     pub login_throttle: Mutex<LoginThrottle>,
     pub http_requests: Metric,
+    /// The running SIP gateway; unset when the API runs without one (tests, tools).
+    pub gateway: std::sync::OnceLock<hotline_sip_gateway::GatewayHandle>,
+    /// The knowledge base; unset when the API runs without one.
+    pub knowledge: std::sync::OnceLock<Arc<hotline_knowledge::KnowledgeBase>>,
     pub login_failures: Metric,
 }
 
@@ -61,6 +65,8 @@ impl AppState {
             login_throttle,
             http_requests,
             login_failures,
+            gateway: std::sync::OnceLock::new(),
+            knowledge: std::sync::OnceLock::new(),
         }))
     }
 

@@ -1,0 +1,468 @@
+//! The tokio driver: binds UDP and TCP, frames TCP streams, and runs the one task that owns
+//! the [`Engine`] (inbound messages, commands, a 50 ms tick for the protocol timers).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hotline_core::events::EventSink;
+use hotline_core::metrics::Registry;
+use hotline_core::{Clock, Rng};
+use sqlx::AnyPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::engine::{Command, Engine, EngineParts};
+use crate::error::GatewayError;
+use crate::sip::find_header_end;
+use crate::store;
+use crate::transaction::{Transmit, Transport};
+
+/// Everything [`Gateway::start`] needs from the composition root.
+#[derive(Clone)]
+pub struct GatewayDeps {
+    pub pool: AnyPool,
+    pub metrics: Registry,
+    pub events: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    /// Cancelling it stops the gateway: active calls get BYE, sockets close.
+    pub cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for GatewayDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayDeps").finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of the gateway's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GatewayStatus {
+    pub active_calls: usize,
+    pub trunk_channels_in_use: u32,
+    pub registrations: usize,
+}
+
+/// The SIP gateway.
+#[derive(Debug)]
+pub struct Gateway;
+
+/// A running gateway. Cheap to clone: every clone talks to the same engine task (the web
+/// API keeps one for click-to-call and status; the server keeps one to wait for shutdown).
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    local_addr: SocketAddr,
+    commands: mpsc::Sender<Command>,
+    registrations: watch::Receiver<u64>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+struct Inbound {
+    transport: Transport,
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+
+impl Gateway {
+    /// Validates `config`, loads persisted bindings, binds UDP and TCP on `config.listen`
+    /// (port 0 picks a free port, the same for both) and starts serving.
+    pub async fn start(
+        config: GatewayConfig,
+        deps: GatewayDeps,
+    ) -> Result<GatewayHandle, GatewayError> {
+        config.validate()?;
+        let (udp, tcp, local_addr) = bind(&config).await?;
+        let now = deps.clock.now_ms();
+        let bindings = store::list_bindings(&deps.pool, now).await?;
+        let (reg_tx, reg_rx) = watch::channel(0u64);
+        let engine = Engine::new(EngineParts {
+            cfg: config.clone(),
+            pool: deps.pool.clone(),
+            clock: deps.clock.clone(),
+            rng: deps.rng.clone(),
+            events: deps.events.clone(),
+            metrics: deps.metrics.clone(),
+            port: local_addr.port(),
+            bindings,
+            reg_watch: reg_tx,
+        });
+        let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+        let conns: Connections = Arc::default();
+        let max = config.max_message_size;
+        let cancel = deps.cancel.clone();
+        let udp = udp.map(Arc::new);
+        if let Some(sock) = &udp {
+            tokio::spawn(udp_reader(sock.clone(), in_tx.clone(), max, cancel.clone()));
+        }
+        if let Some(listener) = tcp {
+            tokio::spawn(tcp_acceptor(
+                listener,
+                in_tx.clone(),
+                conns.clone(),
+                max,
+                cancel.clone(),
+            ));
+        }
+        let io = Io {
+            udp,
+            conns,
+            max,
+            inbound: in_tx,
+        };
+        let task = tokio::spawn(run(engine, in_rx, cmd_rx, io, cancel));
+        tracing::info!(%local_addr, "SIP gateway listening");
+        Ok(GatewayHandle {
+            local_addr,
+            commands: cmd_tx,
+            registrations: reg_rx,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+}
+
+impl GatewayHandle {
+    /// The bound address (UDP and TCP use the same port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Changes whenever a seat's bindings or their reachability (OPTIONS qualify) change
+    /// (for wallboards and tests).
+    pub fn registrations(&self) -> watch::Receiver<u64> {
+        self.registrations.clone()
+    }
+
+    pub async fn status(&self) -> Result<GatewayStatus, GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Status(tx))
+            .await
+            .map_err(|_| GatewayError::Stopped)?;
+        rx.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Click-to-call: rings `seat`'s registered phone, then calls `number` over the trunk
+    /// with the hotline number as caller ID, and bridges them. Returns our call id at once
+    /// (progress arrives as `CallEvent`s). Refused when `number` does not match the
+    /// outbound allow-list, the seat is not reachable or all channels are busy.
+    pub async fn click_to_call(&self, seat: &str, number: &str) -> Result<String, GatewayError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::ClickToCall {
+                seat: seat.to_string(),
+                number: number.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| GatewayError::Stopped)?;
+        rx.await.map_err(|_| GatewayError::Stopped)?
+    }
+
+    /// Ends a call on both legs (supervisor action, ACD clean-up). Returns whether the call
+    /// was active; its CDR gets cause `hangup`, side `system`.
+    pub async fn hangup(&self, call_id: &str) -> Result<bool, GatewayError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Hangup {
+                call_id: call_id.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| GatewayError::Stopped)?;
+        rx.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Waits until the gateway has stopped (after its cancel token fired).
+    /// Only the first caller waits; later calls return at once.
+    pub async fn stopped(self) {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn bind(
+    cfg: &GatewayConfig,
+) -> Result<(Option<UdpSocket>, Option<TcpListener>, SocketAddr), GatewayError> {
+    // With port 0 the UDP port is picked first and TCP must get the same one; another
+    // process may hold it on TCP, so try a few times.
+    let attempts = if cfg.listen.port() == 0 { 20 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let udp = if cfg.udp {
+            Some(
+                UdpSocket::bind(cfg.listen)
+                    .await
+                    .map_err(|source| GatewayError::Bind {
+                        transport: "UDP",
+                        addr: cfg.listen,
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let addr = match &udp {
+            Some(u) => u.local_addr()?,
+            None => cfg.listen,
+        };
+        if !cfg.tcp {
+            return Ok((udp, None, addr));
+        }
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                let addr = l.local_addr()?;
+                return Ok((udp, Some(l), addr));
+            }
+            Err(source) => {
+                last_err = Some(GatewayError::Bind {
+                    transport: "TCP",
+                    addr,
+                    source,
+                })
+            }
+        }
+    }
+    Err(last_err.unwrap_or(GatewayError::Stopped))
+}
+
+/// What the engine task needs to send.
+struct Io {
+    udp: Option<Arc<UdpSocket>>,
+    conns: Connections,
+    max: usize,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+async fn run(
+    mut engine: Engine,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut commands: mpsc::Receiver<Command>,
+    io: Io,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(m) = inbound.recv() => {
+                engine.handle_inbound(m.transport, m.source, &m.data).await;
+            }
+            Some(c) = commands.recv() => engine.handle_command(c).await,
+            _ = tick.tick() => engine.handle_timeout().await,
+        }
+        flush(&mut engine, &io).await;
+    }
+    engine.shutdown().await;
+    flush(&mut engine, &io).await;
+    tracing::info!("SIP gateway stopped");
+}
+
+async fn flush(engine: &mut Engine, io: &Io) {
+    for t in std::mem::take(&mut engine.out) {
+        send(t, io).await;
+    }
+}
+
+async fn send(t: Transmit, io: &Io) {
+    let (conns, max) = (&io.conns, io.max);
+    match t.target.transport {
+        Transport::Udp => {
+            if let Some(sock) = &io.udp
+                && let Err(e) = sock.send_to(&t.data, t.target.addr).await
+            {
+                tracing::debug!(error = %e, to = %t.target.addr, "UDP send failed");
+            }
+        }
+        Transport::Tcp => {
+            let existing = conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&t.target.addr)
+                .cloned();
+            match existing {
+                Some(tx) => {
+                    let _ = tx.try_send(t.data);
+                }
+                None => {
+                    // No connection to reuse (RFC 3261 §18.1.1 / §18.2.2): open one.
+                    let conns = conns.clone();
+                    let inbound = io.inbound.clone();
+                    tokio::spawn(async move {
+                        let Ok(stream) = TcpStream::connect(t.target.addr).await else {
+                            tracing::debug!(to = %t.target.addr, "TCP connect failed");
+                            return;
+                        };
+                        let (tx, rx) = mpsc::channel(256);
+                        let _ = tx.try_send(t.data);
+                        conns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(t.target.addr, tx);
+                        connection(
+                            stream,
+                            t.target.addr,
+                            Some(inbound),
+                            rx,
+                            conns,
+                            max,
+                            CancellationToken::new(),
+                        )
+                        .await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn udp_reader(
+    sock: Arc<UdpSocket>,
+    tx: mpsc::Sender<Inbound>,
+    max: usize,
+    cancel: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, source)) => {
+                    // Oversize datagrams are passed on truncated to max+1 so the engine counts
+                    // them; it never parses them.
+                    let data = buf[..n.min(max + 1)].to_vec();
+                    if tx.send(Inbound { transport: Transport::Udp, source, data }).await.is_err() {
+                        return;
+                    }
+                }
+                // ICMP port unreachable surfaces here on some systems: keep serving.
+                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+            }
+        }
+    }
+}
+
+async fn tcp_acceptor(
+    listener: TcpListener,
+    tx: mpsc::Sender<Inbound>,
+    conns: Connections,
+    max: usize,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => {
+                let Ok((stream, peer)) = r else { continue };
+                let (out_tx, out_rx) = mpsc::channel(256);
+                conns.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, out_tx);
+                tokio::spawn(connection(stream, peer, Some(tx.clone()), out_rx, conns.clone(), max, cancel.clone()));
+            }
+        }
+    }
+}
+
+/// Content-Length of a header block, for stream framing (RFC 3261 §18.3: mandatory on
+/// streams; missing is taken as 0).
+fn stream_content_length(head: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(head);
+    for line in text.split("\r\n").skip(1) {
+        if let Some((n, v)) = line.split_once(':') {
+            let n = n.trim();
+            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") {
+                return v.trim().parse().ok();
+            }
+        }
+    }
+    Some(0)
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: Option<mpsc::Sender<Inbound>>,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+    conns: Connections,
+    max: usize,
+    cancel: CancellationToken,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    'outer: loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = outbound.recv() => match m {
+                Some(data) => if wr.write_all(&data).await.is_err() { break },
+                None => break,
+            },
+            r = rd.read(&mut chunk) => {
+                let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    // RFC 5626 §3.5.1: a double CRLF is a ping, answered with one CRLF.
+                    if buf.starts_with(b"\r\n\r\n") {
+                        buf.drain(..4);
+                        if wr.write_all(b"\r\n").await.is_err() { break 'outer }
+                        continue;
+                    }
+                    while buf.starts_with(b"\r\n") && buf.len() >= 2 && !buf.starts_with(b"\r\n\r") {
+                        buf.drain(..2);
+                    }
+                    let Some(end) = find_header_end(&buf) else {
+                        if buf.len() > max { break 'outer }
+                        break;
+                    };
+                    let Some(cl) = stream_content_length(&buf[..end]) else {
+                        // Framing is lost without a usable Content-Length: close.
+                        break 'outer;
+                    };
+                    let total = end + 4 + cl;
+                    if total > max { break 'outer }
+                    if buf.len() < total { break }
+                    let frame: Vec<u8> = buf.drain(..total).collect();
+                    if let Some(tx) = &inbound
+                        && tx.send(Inbound { transport: Transport::Tcp, source: peer, data: frame }).await.is_err()
+                    {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+    }
+    conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&peer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_framing_reads_content_length() {
+        assert_eq!(
+            stream_content_length(b"INVITE x SIP/2.0\r\nl: 12"),
+            Some(12)
+        );
+        assert_eq!(
+            stream_content_length(b"INVITE x SIP/2.0\r\nVia: x"),
+            Some(0)
+        );
+        assert_eq!(
+            stream_content_length(b"INVITE x SIP/2.0\r\nContent-Length: -1"),
+            None
+        );
+    }
+}

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use super::access::{Access, ApiBuilder, ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::state::AppState;
-use crate::db::audit::Audit;
 
 /// Who edits, publishes and imports articles.
 const EDIT: &[Role] = &[Role::Business, Role::Supervisor];
@@ -172,30 +171,6 @@ fn is_editor(me: &CurrentUser) -> bool {
     EDIT.contains(&me.user.role)
 }
 
-async fn audit(
-    state: &AppState,
-    me: &CurrentUser,
-    addr: &str,
-    action: &str,
-    target: &str,
-) -> ApiResult<()> {
-    state
-        .db
-        .audit(
-            state.now(),
-            state.rng.as_ref(),
-            Audit {
-                actor: &me.user.username,
-                action,
-                target,
-                detail: "",
-                remote_addr: addr,
-            },
-        )
-        .await?;
-    Ok(())
-}
-
 /// `GET /api/v1/kb/search?text=…&category=…&status=…&tag=…&offset=…&limit=…`
 async fn search(
     State(state): State<AppState>,
@@ -254,7 +229,9 @@ async fn create(
     ApiJson(input): ApiJson<ArticleInput>,
 ) -> ApiResult<Json<Article>> {
     let a = kb(&state)?.create(&input, &me.user.username).await?;
-    audit(&state, &me, &addr, "kb.create", &format!("kb:{}", a.id)).await?;
+    state
+        .audit_by(&me, &addr, "kb.create", &format!("kb:{}", a.id), "")
+        .await?;
     Ok(Json(a))
 }
 
@@ -276,7 +253,9 @@ async fn update(
     let a = kb(&state)?
         .update(&id, &req.article, req.expected_version, &me.user.username)
         .await?;
-    audit(&state, &me, &addr, "kb.update", &format!("kb:{id}")).await?;
+    state
+        .audit_by(&me, &addr, "kb.update", &format!("kb:{id}"), "")
+        .await?;
     Ok(Json(a))
 }
 
@@ -287,7 +266,9 @@ async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     kb(&state)?.delete(&id).await?;
-    audit(&state, &me, &addr, "kb.delete", &format!("kb:{id}")).await?;
+    state
+        .audit_by(&me, &addr, "kb.delete", &format!("kb:{id}"), "")
+        .await?;
     Ok(Json(serde_json::json!({ "deleted": id })))
 }
 
@@ -298,7 +279,9 @@ async fn publish(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Article>> {
     let a = kb(&state)?.publish(&id, &me.user.username).await?;
-    audit(&state, &me, &addr, "kb.publish", &format!("kb:{id}")).await?;
+    state
+        .audit_by(&me, &addr, "kb.publish", &format!("kb:{id}"), "")
+        .await?;
     Ok(Json(a))
 }
 
@@ -309,7 +292,9 @@ async fn archive(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Article>> {
     let a = kb(&state)?.archive(&id, &me.user.username).await?;
-    audit(&state, &me, &addr, "kb.archive", &format!("kb:{id}")).await?;
+    state
+        .audit_by(&me, &addr, "kb.archive", &format!("kb:{id}"), "")
+        .await?;
     Ok(Json(a))
 }
 
@@ -351,7 +336,9 @@ async fn restore(
     let a = kb(&state)?
         .restore(&id, req.version, &me.user.username)
         .await?;
-    audit(&state, &me, &addr, "kb.restore", &format!("kb:{id}")).await?;
+    state
+        .audit_by(&me, &addr, "kb.restore", &format!("kb:{id}"), "")
+        .await?;
     Ok(Json(a))
 }
 
@@ -365,7 +352,7 @@ async fn import(
     let report = kb(&state)?
         .import_json(&body.to_string(), &me.user.username)
         .await?;
-    audit(&state, &me, &addr, "kb.import", "kb").await?;
+    state.audit_by(&me, &addr, "kb.import", "kb", "").await?;
     Ok(Json(report))
 }
 
@@ -375,7 +362,7 @@ async fn export(
     me: CurrentUser,
 ) -> ApiResult<Json<serde_json::Value>> {
     let text = kb(&state)?.export_json().await?;
-    audit(&state, &me, &addr, "kb.export", "kb").await?;
+    state.audit_by(&me, &addr, "kb.export", "kb", "").await?;
     serde_json::from_str(&text)
         .map(Json)
         .map_err(ApiError::internal)

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::access::{Access, ApiBuilder, ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::state::AppState;
-use crate::db::audit::Audit;
 use crate::password;
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -130,31 +129,6 @@ impl From<GatewayError> for ApiError {
     }
 }
 
-async fn audit(
-    state: &AppState,
-    me: &CurrentUser,
-    addr: &str,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> ApiResult<()> {
-    state
-        .db
-        .audit(
-            state.now(),
-            state.rng.as_ref(),
-            Audit {
-                actor: &me.user.username,
-                action,
-                target,
-                detail,
-                remote_addr: addr,
-            },
-        )
-        .await?;
-    Ok(())
-}
-
 async fn list_seats(State(state): State<AppState>) -> ApiResult<Json<Vec<gw::Seat>>> {
     Ok(Json(gw::list_seats(&state.db.pool).await?))
 }
@@ -199,15 +173,15 @@ async fn add_seat(
         state.now(),
     )
     .await?;
-    audit(
-        &state,
-        &me,
-        &addr,
-        "seat.create",
-        &format!("seat:{}", seat.number),
-        "",
-    )
-    .await?;
+    state
+        .audit_by(
+            &me,
+            &addr,
+            "seat.create",
+            &format!("seat:{}", seat.number),
+            "",
+        )
+        .await?;
     Ok(Json(SeatWithPassword {
         seat,
         generated_password: generated,
@@ -236,15 +210,15 @@ async fn seat_password(
         state.now(),
     )
     .await?;
-    audit(
-        &state,
-        &me,
-        &addr,
-        "seat.password_reset",
-        &format!("seat:{number}"),
-        "",
-    )
-    .await?;
+    state
+        .audit_by(
+            &me,
+            &addr,
+            "seat.password_reset",
+            &format!("seat:{number}"),
+            "",
+        )
+        .await?;
     Ok(Json(
         serde_json::json!({ "number": number, "generated_password": generated }),
     ))
@@ -257,15 +231,9 @@ async fn remove_seat(
     ApiPath(number): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     gw::remove_seat(&state.db.pool, &number).await?;
-    audit(
-        &state,
-        &me,
-        &addr,
-        "seat.delete",
-        &format!("seat:{number}"),
-        "",
-    )
-    .await?;
+    state
+        .audit_by(&me, &addr, "seat.delete", &format!("seat:{number}"), "")
+        .await?;
     Ok(Json(serde_json::json!({ "deleted": number })))
 }
 
@@ -329,15 +297,15 @@ async fn click_to_call(
         Err(e) => format!("refused: {e}"),
     };
     // Every outbound attempt is audited, refused ones too (toll-fraud guard).
-    audit(
-        &state,
-        &me,
-        &addr,
-        "call.click_to_call",
-        &format!("seat:{}", req.seat),
-        &detail,
-    )
-    .await?;
+    state
+        .audit_by(
+            &me,
+            &addr,
+            "call.click_to_call",
+            &format!("seat:{}", req.seat),
+            &detail,
+        )
+        .await?;
     let id = result?;
     Ok(Json(serde_json::json!({ "call_id": id })))
 }
@@ -349,6 +317,8 @@ async fn hangup(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let ended = gateway(&state)?.hangup(&id).await?;
-    audit(&state, &me, &addr, "call.hangup", &format!("call:{id}"), "").await?;
+    state
+        .audit_by(&me, &addr, "call.hangup", &format!("call:{id}"), "")
+        .await?;
     Ok(Json(serde_json::json!({ "ended": ended })))
 }

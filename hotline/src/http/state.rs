@@ -74,6 +74,30 @@ impl AppState {
         self.clock.now_ms()
     }
 
+    /// Writes the audit entry of a logged-in user's action, now, from `addr`.
+    pub async fn audit_by(
+        &self,
+        me: &super::access::CurrentUser,
+        addr: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), crate::db::StoreError> {
+        self.db
+            .audit(
+                self.now(),
+                self.rng.as_ref(),
+                crate::db::audit::Audit {
+                    actor: &me.user.username,
+                    action,
+                    target,
+                    detail,
+                    remote_addr: addr,
+                },
+            )
+            .await
+    }
+
     pub fn session_policy(&self) -> SessionPolicy {
         SessionPolicy {
             idle_ms: i64::from(self.config.http.session_idle_minutes) * 60_000,

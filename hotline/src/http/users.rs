@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::state::AppState;
-use crate::db::audit::{Audit, AuditEntry};
+use crate::db::audit::AuditEntry;
 use crate::db::users::{NewUser, User, validate_username};
 use crate::password;
 
@@ -173,21 +173,8 @@ async fn audit(
     detail: &str,
     addr: &str,
 ) -> ApiResult<()> {
-    state
-        .db
-        .audit(
-            state.now(),
-            state.rng.as_ref(),
-            Audit {
-                actor: &me.user.username,
-                action,
-                target: &format!("user:{target}"),
-                detail,
-                remote_addr: addr,
-            },
-        )
-        .await?;
-    Ok(())
+    let target = format!("user:{target}");
+    Ok(state.audit_by(me, addr, action, &target, detail).await?)
 }
 
 #[derive(Debug, Deserialize)]

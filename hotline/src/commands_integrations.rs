@@ -49,12 +49,9 @@ fn fail(e: IntegrationError) -> Failure {
 
 fn draw_progress(done: u64, total: u64) {
     let width = 30u64;
-    let filled = if total == 0 {
-        width
-    } else {
-        done * width / total
-    };
-    let pct = if total == 0 { 100 } else { done * 100 / total };
+    // An empty file is complete from the start.
+    let filled = (done * width).checked_div(total).unwrap_or(width);
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
     let mut err = std::io::stderr().lock();
     let _ = write!(
         err,

@@ -26,6 +26,7 @@ pub mod digest;
 mod engine;
 pub mod error;
 mod gateway;
+pub mod media;
 mod outbound;
 pub mod policy;
 mod registrar;

@@ -90,6 +90,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             clock: clock.clone(),
             rng: rng.clone(),
             cancel: cancel.child_token(),
+            app: None,
         },
     )
     .await

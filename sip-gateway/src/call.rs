@@ -76,6 +76,8 @@ pub(crate) struct Call {
     pub(crate) extra_channel: bool,
     /// RFC 4028 session timer: (interval, when we end the call unless refreshed).
     pub(crate) session: Option<(u32, UnixMillis)>,
+    /// Set when the gateway answered the call for the application (IVR, queue, survey).
+    pub(crate) app: Option<crate::app::AppLeg>,
 }
 
 impl Call {
@@ -101,7 +103,7 @@ pub(crate) fn requested_session_expires(req: &Request) -> Option<u32> {
 
 /// RFC 4028 §9: a UAS that supports timers echoes Session-Expires; we let the caller refresh.
 /// Returns the interval in force.
-fn session_timer_headers(req: &Request, resp: &mut Response) -> Option<u32> {
+pub(crate) fn session_timer_headers(req: &Request, resp: &mut Response) -> Option<u32> {
     let n = requested_session_expires(req)?;
     resp.headers
         .push("Session-Expires", format!("{n};refresher=uac"));
@@ -111,7 +113,7 @@ fn session_timer_headers(req: &Request, resp: &mut Response) -> Option<u32> {
 
 /// When we end a session nobody refreshed: RFC 4028 §10, the non-refresher sends BYE
 /// min(32, SE/3) seconds before the session expires.
-fn session_deadline(now: UnixMillis, interval: u32) -> UnixMillis {
+pub(crate) fn session_deadline(now: UnixMillis, interval: u32) -> UnixMillis {
     let margin = (interval / 3).min(32);
     now + i64::from(interval.saturating_sub(margin)) * 1000
 }
@@ -126,8 +128,69 @@ fn map_seat_failure(status: u16) -> u16 {
     }
 }
 
+/// The ACK for a non-2xx final response to our INVITE on leg B: part of the INVITE
+/// transaction, same branch and Request-URI (RFC 3261 §17.1.1.3).
+pub(crate) fn ack_non_2xx(inv: &Request, b: &Dialog, cseq: u32, resp: &Response) -> Transmit {
+    let mut ack = Request {
+        method: "ACK".into(),
+        uri: inv.uri.clone(),
+        headers: Headers::default(),
+        body: Vec::new(),
+    };
+    if let Some(v) = inv.headers.get("Via") {
+        ack.headers.push("Via", v);
+    }
+    ack.headers.push("Max-Forwards", "70");
+    ack.headers
+        .push("From", inv.headers.get("From").unwrap_or(""));
+    ack.headers.push("To", resp.headers.get("To").unwrap_or(""));
+    ack.headers.push("Call-ID", b.call_id.clone());
+    ack.headers.push("CSeq", format!("{cseq} ACK"));
+    Transmit {
+        target: b.target,
+        data: ack.to_bytes(),
+    }
+}
+
+/// The ACK for a 2xx on leg B: a new transaction inside the dialog, to the remote target
+/// (RFC 3261 §13.2.2.4).
+pub(crate) fn ack_2xx(
+    b: &Dialog,
+    cseq: u32,
+    branch: &str,
+    public_ip: std::net::IpAddr,
+    port: u16,
+) -> Transmit {
+    let mut ack = Request {
+        method: "ACK".into(),
+        uri: b.remote_target.clone(),
+        headers: Headers::default(),
+        body: Vec::new(),
+    };
+    ack.headers.push(
+        "Via",
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            b.target.transport.name(),
+            match public_ip {
+                std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+            }
+        ),
+    );
+    ack.headers.push("Max-Forwards", "70");
+    ack.headers.push("From", b.local.clone());
+    ack.headers.push("To", b.remote.clone());
+    ack.headers.push("Call-ID", b.call_id.clone());
+    ack.headers.push("CSeq", format!("{cseq} ACK"));
+    Transmit {
+        target: b.target,
+        data: ack.to_bytes(),
+    }
+}
+
 impl Engine {
-    fn reject(&mut self, req: &Request, status: u16, target: Target, reason: &str) {
+    pub(crate) fn reject(&mut self, req: &Request, status: u16, target: Target, reason: &str) {
         self.m.rejected.with(&[("reason", reason)]).inc();
         let mut r = sip::response_to(req, status, Some(&self.token(6)));
         if status == 503 {
@@ -185,8 +248,19 @@ impl Engine {
         let dest_seat = match (&from_seat, self.routes.get(&did).cloned()) {
             (_, Some(RouteTarget::Seat(s))) => Some(s),
             (None, Some(RouteTarget::Ivr)) => {
-                // The IVR is driven by the media issue; until then the entry is unavailable.
-                self.reject(&req, 480, target, "route");
+                if self.app.is_none() {
+                    // No application is attached (a gateway started on its own).
+                    self.reject(&req, 480, target, "route");
+                    return;
+                }
+                let Some(offer) = sdp::parse(&req.body).filter(|o| !o.codecs.is_empty()) else {
+                    self.reject(&req, 488, target, "codec");
+                    return;
+                };
+                let trying = sip::response_to(&req, 100, None);
+                self.send_response(&req, trying, target);
+                self.answer_app_call(req, (transport, source, target), peer, did, offer)
+                    .await;
                 return;
             }
             (None, None) => {
@@ -296,24 +370,7 @@ impl Engine {
             codec: a_codec,
             te: offer.telephone_event,
         };
-        // Offer the seat the caller's codec first, so no transcoding is needed when it can.
-        let b_codecs = match a_codec {
-            Codec::Pcma => [Codec::Pcma, Codec::Pcmu],
-            Codec::Pcmu => [Codec::Pcmu, Codec::Pcma],
-        };
         let sdp_session = u64::from_str_radix(&self.token(4), 16).unwrap_or(1);
-        let b_sdp = sdp::build(
-            sdp_session,
-            1,
-            self.public_ip,
-            port_b,
-            &b_codecs,
-            Some(sdp::OUR_TE),
-            Direction::SendRecv,
-        );
-        let b_branch = self.new_branch();
-        let b_call_id = format!("{}@{}", self.token(12), self.public_ip);
-        let b_tag = self.token(6);
         let display = from
             .as_ref()
             .and_then(|f| f.display.clone())
@@ -332,34 +389,17 @@ impl Engine {
         } else {
             display
         };
-        let b_local = format!("{display}<sip:{user}@{}>;tag={b_tag}", self.host_port());
+        let b_from = format!("{display}<sip:{user}@{}>", self.host_port());
         let b_remote = b_to;
-        let mut inv = Request {
-            method: "INVITE".into(),
-            uri: b_uri.clone(),
-            headers: Headers::default(),
-            body: b_sdp,
-        };
-        inv.headers
-            .push("Via", self.via(b_target.transport, &b_branch));
-        inv.headers.push("Max-Forwards", "70");
-        inv.headers.push("From", b_local.clone());
-        inv.headers.push("To", b_remote.clone());
-        inv.headers.push("Call-ID", b_call_id.clone());
-        inv.headers.push("CSeq", "1 INVITE");
-        inv.headers
-            .push("Contact", self.contact(b_target.transport));
-        inv.headers.push("Allow", ALLOW);
-        inv.headers.push("Content-Type", "application/sdp");
-        let tx = self.txns.send_request(
+        let (inv, b_branch, b_call_id, b_local) = self.send_b_invite(
             now,
-            &b_branch,
-            &b_call_id,
-            "INVITE",
-            inv.to_bytes(),
+            &b_uri,
             b_target,
+            &b_from,
+            &b_remote,
+            (sdp_session, port_b),
+            a_codec,
         );
-        self.out.push(tx);
 
         let record = CallRecord {
             id: id.clone(),
@@ -431,11 +471,71 @@ impl Engine {
             b_gone: false,
             extra_channel: false,
             session: None,
+            app: None,
         };
         self.by_sip.insert(call.a.call_id.clone(), id.clone());
         self.by_sip.insert(b_call_id, id.clone());
         self.calls.insert(id, call);
         self.m.active_calls.inc();
+    }
+
+    /// Sends leg B's INVITE (we are its UAC) offering the caller's codec first, so no
+    /// transcoding is needed when the seat can; returns the request, its branch, the new
+    /// Call-ID and our From value with its tag.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_b_invite(
+        &mut self,
+        now: UnixMillis,
+        b_uri: &str,
+        b_target: Target,
+        from: &str,
+        to: &str,
+        (sdp_session, port_b): (u64, u16),
+        a_codec: Codec,
+    ) -> (Request, String, String, String) {
+        let b_codecs = match a_codec {
+            Codec::Pcma => [Codec::Pcma, Codec::Pcmu],
+            Codec::Pcmu => [Codec::Pcmu, Codec::Pcma],
+        };
+        let b_sdp = sdp::build(
+            sdp_session,
+            1,
+            self.public_ip,
+            port_b,
+            &b_codecs,
+            Some(sdp::OUR_TE),
+            Direction::SendRecv,
+        );
+        let b_branch = self.new_branch();
+        let b_call_id = format!("{}@{}", self.token(12), self.public_ip);
+        let b_local = format!("{from};tag={}", self.token(6));
+        let mut inv = Request {
+            method: "INVITE".into(),
+            uri: b_uri.to_string(),
+            headers: Headers::default(),
+            body: b_sdp,
+        };
+        inv.headers
+            .push("Via", self.via(b_target.transport, &b_branch));
+        inv.headers.push("Max-Forwards", "70");
+        inv.headers.push("From", b_local.clone());
+        inv.headers.push("To", to.to_string());
+        inv.headers.push("Call-ID", b_call_id.clone());
+        inv.headers.push("CSeq", "1 INVITE");
+        inv.headers
+            .push("Contact", self.contact(b_target.transport));
+        inv.headers.push("Allow", ALLOW);
+        inv.headers.push("Content-Type", "application/sdp");
+        let tx = self.txns.send_request(
+            now,
+            &b_branch,
+            &b_call_id,
+            "INVITE",
+            inv.to_bytes(),
+            b_target,
+        );
+        self.out.push(tx);
+        (inv, b_branch, b_call_id, b_local)
     }
 
     /// A response to the INVITE (or another request) we sent on leg B.
@@ -458,6 +558,10 @@ impl Engine {
         if resp.call_id() != call.b.call_id || method != "INVITE" {
             return; // responses to our BYE/CANCEL/NOTIFY need no action
         }
+        if call.app.is_some() {
+            self.handle_app_b_response(id, resp).await;
+            return;
+        }
         if resp.status < 200 {
             if resp.status > 100 && call.state == State::Ringing && !call.ringing_sent {
                 call.ringing_sent = true;
@@ -468,26 +572,8 @@ impl Engine {
             return;
         }
         if resp.status >= 300 {
-            // RFC 3261 §17.1.1.3: the ACK for a non-2xx final is part of the transaction.
-            let mut ack = Request {
-                method: "ACK".into(),
-                uri: call.b_invite.uri.clone(),
-                headers: Headers::default(),
-                body: Vec::new(),
-            };
-            if let Some(v) = call.b_invite.headers.get("Via") {
-                ack.headers.push("Via", v);
-            }
-            ack.headers.push("Max-Forwards", "70");
-            ack.headers
-                .push("From", call.b_invite.headers.get("From").unwrap_or(""));
-            ack.headers.push("To", resp.headers.get("To").unwrap_or(""));
-            ack.headers.push("Call-ID", call.b.call_id.clone());
-            ack.headers.push("CSeq", format!("{cseq} ACK"));
-            self.out.push(Transmit {
-                target: call.b.target,
-                data: ack.to_bytes(),
-            });
+            let ack = ack_non_2xx(&call.b_invite, &call.b, cseq, &resp);
+            self.out.push(ack);
             if call.b_final {
                 return;
             }
@@ -525,32 +611,7 @@ impl Engine {
             call.b.remote_target = c.uri;
         }
         let branch = format!("z9hG4bK{}", IdGenerator::token(self.rng.as_ref(), 8));
-        let mut ack = Request {
-            method: "ACK".into(),
-            uri: call.b.remote_target.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
-        ack.headers.push(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                call.b.target.transport.name(),
-                match self.public_ip {
-                    std::net::IpAddr::V4(ip) => format!("{ip}:{}", self.port),
-                    std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", self.port),
-                }
-            ),
-        );
-        ack.headers.push("Max-Forwards", "70");
-        ack.headers.push("From", call.b.local.clone());
-        ack.headers.push("To", call.b.remote.clone());
-        ack.headers.push("Call-ID", call.b.call_id.clone());
-        ack.headers.push("CSeq", format!("{cseq} ACK"));
-        let ack = Transmit {
-            target: call.b.target,
-            data: ack.to_bytes(),
-        };
+        let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
         call.b_ack = Some(ack.clone());
         self.out.push(ack);
         if call.state == State::Ended {
@@ -707,7 +768,7 @@ impl Engine {
 
     /// CANCEL for the B leg's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, From, To,
     /// CSeq number and top Via).
-    fn send_cancel_b(&mut self, id: &str) {
+    pub(crate) fn send_cancel_b(&mut self, id: &str) {
         let now = self.now();
         let Some(call) = self.calls.get(id) else {
             return;
@@ -778,6 +839,10 @@ impl Engine {
             self.reply(req, 481, target);
             return;
         };
+        if call.app.is_some() {
+            self.handle_app_bye(&id, req, target).await;
+            return;
+        }
         let from_a = call.a.call_id == req.call_id();
         let from_b = call.b.call_id == req.call_id();
         let state = call.state;
@@ -894,6 +959,7 @@ impl Engine {
                     call_id: id.clone(),
                     digit: d,
                 }));
+                self.app_info_digit(&id, req.call_id(), d);
             }
         }
         let mut r = sip::response_to(req, 200, None);
@@ -923,6 +989,10 @@ impl Engine {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
+        if call.app.is_some() {
+            self.app_b_timed_out(id);
+            return;
+        }
         if call.state != State::Ringing {
             return;
         }
@@ -992,8 +1062,13 @@ impl Engine {
                 self.send_cancel_b(id);
             }
             State::Answered => {
+                let seat = call.app.as_ref().map(|a| a.seat.clone());
                 self.send_bye(id, true);
-                self.send_bye(id, false);
+                match seat {
+                    None | Some(crate::app::SeatLeg::Bridged(_)) => self.send_bye(id, false),
+                    Some(crate::app::SeatLeg::Ringing(_)) => self.send_cancel_b(id),
+                    Some(crate::app::SeatLeg::Idle) => {}
+                }
             }
             State::Ended => return,
         }
@@ -1046,6 +1121,7 @@ impl Engine {
             call_id: id.to_string(),
             cause: cause.to_string(),
         }));
+        self.app_finished(id, side);
         tracing::info!(call = %id, cause, side, "call ended");
     }
 }

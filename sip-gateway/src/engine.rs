@@ -121,6 +121,7 @@ pub(crate) enum Command {
         call_id: String,
         reply: oneshot::Sender<bool>,
     },
+    App(crate::app::AppCommand),
 }
 
 /// What a qualify OPTIONS was for.
@@ -159,6 +160,8 @@ pub(crate) struct Engine {
     next_purge_at: UnixMillis,
     pub(crate) out: Vec<Transmit>,
     reg_watch: watch::Sender<u64>,
+    /// Where application calls are reported (none: DIDs routed to `ivr` get 480).
+    pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -180,6 +183,7 @@ pub(crate) struct EngineParts {
     pub(crate) port: u16,
     pub(crate) bindings: Vec<store::Binding>,
     pub(crate) reg_watch: watch::Sender<u64>,
+    pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
 }
 
 impl Engine {
@@ -242,6 +246,7 @@ impl Engine {
             next_purge_at: now + 60_000,
             out: Vec::new(),
             reg_watch: p.reg_watch,
+            app: p.app,
             pool: p.pool,
             clock: p.clock,
             rng: p.rng,
@@ -649,6 +654,7 @@ impl Engine {
                 }
                 let _ = reply.send(known);
             }
+            Command::App(cmd) => self.handle_app_command(cmd).await,
         }
     }
 

@@ -32,6 +32,10 @@ pub enum GatewayError {
     ChannelsBusy,
     #[error("no trunk peer is configured for outbound calls (one host with a port)")]
     NoTrunkPeer,
+    #[error("no call {0} in progress")]
+    CallNotFound(String),
+    #[error("call {0} already has a seat leg")]
+    SeatLegBusy(String),
     #[error("the gateway has stopped")]
     Stopped,
     #[error("database error: {0}")]

@@ -32,6 +32,8 @@ pub struct GatewayDeps {
     pub rng: Arc<dyn Rng>,
     /// Cancelling it stops the gateway: active calls get BYE, sockets close.
     pub cancel: CancellationToken,
+    /// The application (IVR/ACD) that takes calls to DIDs routed to `ivr`.
+    pub app: Option<mpsc::UnboundedSender<crate::app::AppEvent>>,
 }
 
 impl std::fmt::Debug for GatewayDeps {
@@ -92,6 +94,7 @@ impl Gateway {
             port: local_addr.port(),
             bindings,
             reg_watch: reg_tx,
+            app: deps.app.clone(),
         });
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
@@ -182,6 +185,58 @@ impl GatewayHandle {
 
     /// Waits until the gateway has stopped (after its cancel token fired).
     /// Only the first caller waits; later calls return at once.
+    async fn app(&self, cmd: crate::app::AppCommand) -> Result<(), GatewayError> {
+        self.commands
+            .send(Command::App(cmd))
+            .await
+            .map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Plays `clips` in order to the caller of an application call, after what is already
+    /// queued; [`crate::AppEvent::PlayFinished`] with `id` follows the last frame.
+    pub async fn play(
+        &self,
+        call_id: &str,
+        id: u64,
+        clips: Vec<crate::MediaClip>,
+    ) -> Result<(), GatewayError> {
+        self.app(crate::app::AppCommand::Play {
+            call_id: call_id.to_string(),
+            id,
+            clips,
+        })
+        .await
+    }
+
+    /// Stops and forgets every queued playback of the call (barge-in).
+    pub async fn stop_playback(&self, call_id: &str) -> Result<(), GatewayError> {
+        self.app(crate::app::AppCommand::Stop {
+            call_id: call_id.to_string(),
+        })
+        .await
+    }
+
+    /// Rings `seat` for an application call; the outcome arrives as `SeatAnswered` or
+    /// `SeatFailed`. Fails at once when the seat has no reachable contact.
+    pub async fn connect_seat(&self, call_id: &str, seat: &str) -> Result<(), GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.app(crate::app::AppCommand::ConnectSeat {
+            call_id: call_id.to_string(),
+            seat: seat.to_string(),
+            reply: tx,
+        })
+        .await?;
+        rx.await.map_err(|_| GatewayError::Stopped)?
+    }
+
+    /// Cancels the ringing seat or hangs up the connected one; the caller stays.
+    pub async fn disconnect_seat(&self, call_id: &str) -> Result<(), GatewayError> {
+        self.app(crate::app::AppCommand::DisconnectSeat {
+            call_id: call_id.to_string(),
+        })
+        .await
+    }
+
     pub async fn stopped(self) {
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {

@@ -20,6 +20,7 @@
 //! the drivers (`gateway`, the relay task) do the I/O. See README.md for config, metrics and
 //! tables.
 
+pub mod app;
 mod call;
 pub mod config;
 pub mod digest;
@@ -37,12 +38,14 @@ pub mod store;
 mod transaction;
 mod transfer;
 
+pub use app::{AppEvent, DtmfSource};
 pub use config::{
     AuthConfig, DidRoute, GatewayConfig, RegisterConfig, RouteTarget, RtpConfig, TrunkConfig,
     TrunkPeer,
 };
 pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayDeps, GatewayHandle, GatewayStatus};
+pub use media::MediaClip;
 pub use store::{
     Binding, CallRecord, Seat, add_seat, get_call, list_bindings, list_calls, list_seats,
     remove_seat, seat_exists, set_seat_password,

@@ -120,6 +120,11 @@ impl Forwarder {
         }
     }
 
+    /// The sequence number and timestamp of the last packet written, if any.
+    pub(crate) fn last_out(&self) -> Option<(u16, u32)> {
+        self.last_out
+    }
+
     #[cfg(test)]
     pub(crate) fn transcodes(&self) -> bool {
         self.from.codec != self.to.codec
@@ -266,6 +271,8 @@ pub(crate) fn bind_rtp(ports: &mut PortAllocator, ip: IpAddr) -> Option<(UdpSock
 /// Packet counts of one relay, readable by the call and by tests.
 #[derive(Debug, Default)]
 pub struct RelayStats {
+    /// Packets the gateway's own player sent to the caller (prompts, survey).
+    pub played: AtomicU64,
     pub a_to_b: AtomicU64,
     pub b_to_a: AtomicU64,
     pub dropped: AtomicU64,

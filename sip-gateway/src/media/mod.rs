@@ -1,6 +1,18 @@
-//! Media processing on decoded audio (8 kHz linear PCM). The relay path itself never goes
-//! through here; these run on the copy of the audio the IVR and the recorder consume.
+//! The media engine: what the gateway does with audio when it is an endpoint itself (the
+//! IVR, the queue and the survey), as opposed to relaying between two legs (`crate::rtp`).
 //!
+//! - [`clip`]: prompts pre-encoded to A-law and μ-law once.
+//! - [`player`]: 20 ms pacing, RTP numbering, marker bits (sans-IO).
+//! - [`rfc4733`]: telephone-events in (sans-IO).
+//! - [`jitter`]: the small adaptive jitter buffer for audio we consume (sans-IO).
 //! - [`dtmf_inband`]: Goertzel DTMF detection for trunks that send digits as tones.
+//! - `session`: the per-call tokio task that drives the above.
 
+pub mod clip;
 pub mod dtmf_inband;
+pub(crate) mod jitter;
+pub(crate) mod player;
+pub mod rfc4733;
+pub(crate) mod session;
+
+pub use clip::MediaClip;

@@ -13,7 +13,7 @@ use hotline_core::id::SeededRng;
 use hotline_core::metrics::Registry;
 use hotline_core::{Clock, SystemClock};
 use hotline_sip_gateway::{
-    DidRoute, Gateway, GatewayConfig, GatewayDeps, GatewayHandle, TrunkPeer, add_seat,
+    AppEvent, DidRoute, Gateway, GatewayConfig, GatewayDeps, GatewayHandle, TrunkPeer, add_seat,
 };
 use hotline_testkit::{Backend, ExternalDb};
 use tokio::net::UdpSocket;
@@ -79,6 +79,8 @@ pub struct Harness {
     pub metrics: Registry,
     pub events: Arc<TestSink>,
     pub cancel: CancellationToken,
+    /// Application calls (DIDs routed to `ivr`) as the gateway reports them.
+    pub app: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<AppEvent>>,
 }
 
 pub fn base_config() -> GatewayConfig {
@@ -124,6 +126,7 @@ impl Harness {
         let metrics = Registry::new();
         let events = Arc::new(TestSink::default());
         let cancel = CancellationToken::new();
+        let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
         let handle = Gateway::start(
             config.clone(),
             GatewayDeps {
@@ -133,6 +136,7 @@ impl Harness {
                 clock,
                 rng: Arc::new(SeededRng::new(std::process::id().into())),
                 cancel: cancel.clone(),
+                app: Some(app_tx),
             },
         )
         .await?;
@@ -144,7 +148,24 @@ impl Harness {
             metrics,
             events,
             cancel,
+            app: tokio::sync::Mutex::new(app_rx),
         })
+    }
+
+    /// The next application event that `pred` accepts (others are skipped), within `T`.
+    pub async fn app_event(&self, pred: impl Fn(&AppEvent) -> bool) -> Result<AppEvent> {
+        let mut rx = self.app.lock().await;
+        tokio::time::timeout(T, async {
+            loop {
+                match rx.recv().await {
+                    Some(e) if pred(&e) => return Ok(e),
+                    Some(_) => {}
+                    None => anyhow::bail!("the gateway stopped"),
+                }
+            }
+        })
+        .await
+        .context("timed out waiting for an application event")?
     }
 
     pub fn handle(&self) -> &GatewayHandle {

@@ -39,15 +39,28 @@ pub enum DecodeError {
 
 /// Decodes `path` to 8 kHz mono 16-bit PCM.
 pub fn decode_to_8k_mono(path: &Path) -> Result<Vec<i16>, DecodeError> {
-    let format_err = |reason: String| DecodeError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
     let file = File::open(path).map_err(|source| DecodeError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    decode_source(path, Box::new(file))
+}
+
+/// Decodes an audio file held in memory; `name` (with its extension) is used as a format
+/// hint and in errors.
+pub fn decode_bytes_to_8k_mono(name: &str, bytes: &'static [u8]) -> Result<Vec<i16>, DecodeError> {
+    decode_source(Path::new(name), Box::new(std::io::Cursor::new(bytes)))
+}
+
+fn decode_source(
+    path: &Path,
+    source: Box<dyn symphonia::core::io::MediaSource>,
+) -> Result<Vec<i16>, DecodeError> {
+    let format_err = |reason: String| DecodeError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -150,6 +163,24 @@ impl PromptAudio {
             pcm.insert(name.to_string(), decode_to_8k_mono(&path)?.into());
         }
         Ok(Self { pcm })
+    }
+
+    /// Decodes the default zh-CN set compiled into the binary (`prompts/zh-CN`).
+    pub fn load_default_zh_cn() -> Result<Self, DecodeError> {
+        let mut pcm = std::collections::BTreeMap::new();
+        for (name, bytes) in crate::prompts::DEFAULT_ZH_CN_FILES {
+            let file = format!("{name}.wav");
+            pcm.insert(
+                name.to_string(),
+                decode_bytes_to_8k_mono(&file, bytes)?.into(),
+            );
+        }
+        Ok(Self { pcm })
+    }
+
+    /// The names of the prompts loaded.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pcm.keys().map(String::as_str)
     }
 
     /// The 8 kHz mono PCM of a prompt.

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 /// The manifest of the default set, as committed.
 pub const DEFAULT_ZH_CN_TSV: &str = include_str!("../prompts/zh-CN.tsv");
 
+// The default set's WAV files, embedded: `DEFAULT_ZH_CN_FILES: &[(name, bytes)]`.
+include!(concat!(env!("OUT_DIR"), "/default_prompts.rs"));
+
 /// Prompts that are audio but not speech (no text line in the manifest).
 pub const MUSIC_ON_HOLD: &str = "moh/default";
 

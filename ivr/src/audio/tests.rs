@@ -81,3 +81,20 @@ fn a_missing_prompt_fails_the_load_with_its_path() {
     let e = PromptAudio::load(dir.path(), &catalog).unwrap_err();
     assert!(e.to_string().contains("msg/welcome.wav"), "{e}");
 }
+
+#[test]
+fn the_embedded_default_set_is_the_shipped_set() {
+    let embedded = PromptAudio::load_default_zh_cn().expect("embedded prompts decode");
+    let catalog = crate::prompts::PromptCatalog::default_zh_cn();
+    let names: Vec<&str> = embedded.names().collect();
+    let expected: Vec<&str> = catalog.names().collect();
+    assert_eq!(
+        names, expected,
+        "every catalogue prompt is embedded, nothing else"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/zh-CN");
+    let on_disk = PromptAudio::load(&dir, &catalog).unwrap();
+    for n in expected {
+        assert_eq!(embedded.get(n), on_disk.get(n), "{n}");
+    }
+}

@@ -21,6 +21,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
+    /// The IVR flow, prompts, ACD queues and survey (`crate::contact`).
+    pub ivr: crate::contact::IvrConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +83,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             security: SecurityConfig::default(),
+            ivr: crate::contact::IvrConfig::default(),
         }
     }
 }
@@ -226,6 +229,12 @@ impl Config {
             self.sip.validate()
         {
             return Err(invalid(&format!("sip.{field}"), &message));
+        }
+        if let Err(e) = self.ivr.acd.validate() {
+            return Err(invalid("ivr.acd", &e.to_string()));
+        }
+        if self.ivr.survey.timeout_ms == 0 {
+            return Err(invalid("ivr.survey.timeout_ms", "must be at least 1"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(invalid("log.filter", "not a valid tracing filter"));

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands_integrations;
 pub mod config;
+pub mod contact;
 pub mod db;
 pub mod events;
 pub mod fail;

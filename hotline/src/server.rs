@@ -81,6 +81,11 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rng: Arc<dyn Rng> = Arc::new(SystemRng);
     let cancel = CancellationToken::new();
+    // The IVR's flow and prompts: a bad flow file or a missing prompt stops the start here,
+    // with its path, rather than in the middle of a call.
+    let library = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
+        .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
     let gateway = Gateway::start(
         config.sip.clone(),
         GatewayDeps {
@@ -90,7 +95,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             clock: clock.clone(),
             rng: rng.clone(),
             cancel: cancel.child_token(),
-            app: None,
+            app: Some(app_tx),
         },
     )
     .await
@@ -108,6 +113,24 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         Arc::new(bus.clone()),
     );
     let _ = state.gateway.set(gateway.clone());
+    let contact = crate::contact::start(crate::contact::ContactDeps {
+        config: config.ivr.clone(),
+        library,
+        gateway: gateway.clone(),
+        app_events: app_rx,
+        pool: db.pool.clone(),
+        crm: hotline_crm::CrmStore::new(
+            db.pool.clone(),
+            hotline_crm::store::CrmConfig::default(),
+            config.data_dir.join("attachments"),
+        ),
+        clock: state.clock.clone(),
+        rng: state.rng.clone(),
+        metrics: state.metrics.clone(),
+        cancel: cancel.child_token(),
+    })
+    .map_err(|e| Failure::runtime(e.0))?;
+    let _ = state.contact.set(contact.clone());
     let kb = open_kb(&config, &db, state.clock.clone(), state.rng.clone()).await?;
     let _ = state.knowledge.set(kb);
     let (app, _) = http::router(state.clone());
@@ -138,6 +161,36 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
             cancel.cancel();
+        });
+    }
+    #[cfg(unix)]
+    {
+        // SIGHUP reloads the IVR flow and prompts; a bad file keeps the running set.
+        let (cancel, ivr, contact) = (cancel.clone(), config.ivr.clone(), contact.clone());
+        tracker.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = hup.recv() => {
+                        let ivr = ivr.clone();
+                        let loaded = tokio::task::spawn_blocking(move || {
+                            crate::contact::Library::load(&ivr, std::path::Path::new("."))
+                        })
+                        .await;
+                        match loaded {
+                            Ok(Ok(lib)) => {
+                                contact.reload(lib).await;
+                            }
+                            Ok(Err(e)) => tracing::error!(error = %e, "IVR reload refused; the running flow stays"),
+                            Err(e) => tracing::error!(error = %e, "IVR reload failed"),
+                        }
+                    }
+                }
+            }
         });
     }
     {

@@ -32,12 +32,16 @@ pub struct StatusSummary {
     pub application_code: String,
     pub kind: BidderKind,
     pub deposit_status: DepositStatus,
+    /// `YYYY-MM-DD` or empty (the IVR speaks it).
+    pub deposit_date: String,
     pub activated: bool,
     pub result: AuctionResult,
     pub price_cents: i64,
     pub payment_status: PaymentStatus,
     pub refund_status: RefundStatus,
     pub refund_failure: String,
+    /// `YYYY-MM-DD` or empty.
+    pub refund_date: String,
     /// The answer as one zh-CN sentence for text-to-prompt.
     pub text_zh: String,
 }
@@ -78,12 +82,14 @@ impl StatusSummary {
             application_code: r.application_code.clone(),
             kind: r.kind,
             deposit_status: r.deposit_status,
+            deposit_date: r.deposit_date.clone(),
             activated: r.activated,
             result: r.result,
             price_cents: r.price_cents,
             payment_status: r.payment_status,
             refund_status: r.refund_status,
             refund_failure: r.refund_failure.clone(),
+            refund_date: r.refund_date.clone(),
             text_zh: text,
         }
     }

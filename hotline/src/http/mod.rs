@@ -2,6 +2,7 @@
 //! Every API route is declared once in [`router`] with who may call it.
 
 pub mod access;
+pub mod acd;
 pub mod auth;
 pub mod crm;
 pub mod error;
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
             users::audit_log,
         )
         .with(sip::routes)
+        .with(acd::routes)
         .with(crm::routes)
         .with(kb::routes)
         .with(recordings::routes)

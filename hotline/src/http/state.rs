@@ -34,6 +34,8 @@ pub struct AppInner {
     pub gateway: std::sync::OnceLock<hotline_sip_gateway::GatewayHandle>,
     /// The knowledge base; unset when the API runs without one.
     pub knowledge: std::sync::OnceLock<Arc<hotline_knowledge::KnowledgeBase>>,
+    /// The IVR/ACD runtime; unset when the API runs without the gateway.
+    pub contact: std::sync::OnceLock<crate::contact::ContactCentre>,
     pub login_failures: Metric,
 }
 
@@ -67,6 +69,7 @@ impl AppState {
             login_failures,
             gateway: std::sync::OnceLock::new(),
             knowledge: std::sync::OnceLock::new(),
+            contact: std::sync::OnceLock::new(),
         }))
     }
 

@@ -72,7 +72,8 @@ impl Default for ServiceHours {
 }
 
 impl ServiceHours {
-    /// Whether `now` falls inside service hours (open inclusive, close exclusive).
+    /// Whether `now` falls inside service hours (open inclusive, close exclusive). `open`
+    /// equal to `close` means the whole day (a 24-hour service).
     pub fn is_open(&self, now: UnixMillis) -> bool {
         let (date, time) = local(now, self.utc_offset);
         let (open, close) = match self.special.iter().find(|s| s.date == date) {
@@ -81,7 +82,7 @@ impl ServiceHours {
             None if !self.days.contains(&date.weekday()) => return false,
             None => (self.open, self.close),
         };
-        open <= time && time < close
+        open == close || (open <= time && time < close)
     }
 }
 
@@ -145,6 +146,21 @@ mod tests {
         ];
         for (d, t, want) in table {
             assert_eq!(h.is_open(at(d, t)), want, "{d} {t}");
+        }
+    }
+
+    #[test]
+    fn equal_open_and_close_is_round_the_clock() {
+        let h: ServiceHours = toml::from_str(
+            r#"
+            utc_offset = "Asia/Shanghai"
+            open = "00:00"
+            close = "00:00"
+            "#,
+        )
+        .unwrap();
+        for t in ["00:00", "07:59", "12:00", "23:59"] {
+            assert!(h.is_open(at("2026-11-29", t)), "{t}");
         }
     }
 }

@@ -42,7 +42,7 @@ impl EventReceiver {
             }
             Some((cts, d, dur, false)) if cts != ts => {
                 // The previous event never showed its end.
-                done.push(event(d as char, dur));
+                done.push(event(d, dur));
             }
             _ => {}
         }

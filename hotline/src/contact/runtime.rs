@@ -1,0 +1,805 @@
+//! The driver task of the contact centre (see the module doc in `mod.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hotline_core::metrics::Registry;
+use hotline_core::{Clock, Rng, UnixMillis};
+use hotline_crm::CrmStore;
+use hotline_crm::callback::{CallbackSource, NewCallback};
+use hotline_crm::stats::CallFact;
+use hotline_crm::survey::{SurveyAnswer, SurveyRating};
+use hotline_integrations::lookup::{self, LookupAnswer, SelfServiceGate};
+use hotline_ivr::queue::{AcdCommand, AcdEvent, CallbackReason};
+use hotline_ivr::survey::{Rating, SurveyCommand, SurveyOutcome};
+use hotline_ivr::{Acd, CallInfo, Command, IvrSession, LookupOutcome, Survey};
+use hotline_sip_gateway::{AppEvent, GatewayHandle};
+use sqlx::AnyPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{AgentError, ContactCentre, IvrConfig, Library, Request, data};
+
+/// What the runtime needs from the composition root.
+pub struct ContactDeps {
+    pub config: IvrConfig,
+    pub library: Library,
+    pub gateway: GatewayHandle,
+    pub app_events: mpsc::UnboundedReceiver<AppEvent>,
+    pub pool: AnyPool,
+    pub crm: CrmStore,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub metrics: Registry,
+    pub cancel: CancellationToken,
+}
+
+/// Starts the runtime task; it ends when `cancel` fires or the gateway stops.
+pub fn start(deps: ContactDeps) -> Result<ContactCentre, AgentError> {
+    let acd = Acd::new(deps.config.acd.clone());
+    let (tx, rx) = mpsc::channel(64);
+    let (lookup_tx, lookup_rx) = mpsc::unbounded_channel();
+    let rt = Runtime {
+        cfg: deps.config,
+        library: deps.library,
+        gw: deps.gateway,
+        pool: deps.pool,
+        crm: deps.crm,
+        clock: deps.clock,
+        rng: deps.rng,
+        metrics: deps.metrics,
+        acd,
+        calls: HashMap::new(),
+        gate: Arc::new(Mutex::new(SelfServiceGate::default())),
+        lookup_tx,
+    };
+    tokio::spawn(rt.run(deps.app_events, rx, lookup_rx, deps.cancel));
+    Ok(ContactCentre { tx })
+}
+
+enum Phase {
+    Ivr(Box<IvrSession>),
+    /// In the ACD: waiting, ringing an agent, or talking (the ACD knows which).
+    Queued,
+    /// Sent straight to a seat by the flow (`transfer`), outside the ACD.
+    Direct,
+    Survey(Box<Survey>),
+    Closing,
+}
+
+struct CallCtx {
+    caller: String,
+    phase: Phase,
+    /// Bumped on every phase change; the upper half of our playback ids.
+    generation: u64,
+    next_local: u64,
+    /// Queue phase: the music-on-hold prompt and the playback id looping it.
+    moh: Option<(String, u64)>,
+    announcing: Option<u64>,
+    /// Hang up when this playback ends.
+    release: Option<u64>,
+    ringing: Option<String>,
+    fact: CallFact,
+    ivr_path: Vec<String>,
+}
+
+struct LookupDone {
+    call_id: String,
+    request: u64,
+    outcome: LookupOutcome,
+}
+
+struct Runtime {
+    cfg: IvrConfig,
+    library: Library,
+    gw: GatewayHandle,
+    pool: AnyPool,
+    crm: CrmStore,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+    metrics: Registry,
+    acd: Acd,
+    calls: HashMap<String, CallCtx>,
+    gate: Arc<Mutex<SelfServiceGate>>,
+    lookup_tx: mpsc::UnboundedSender<LookupDone>,
+}
+
+fn playback_id(generation: u64, id: u64) -> u64 {
+    (generation << 32) | (id & 0xffff_ffff)
+}
+
+impl Runtime {
+    fn now(&self) -> UnixMillis {
+        self.clock.now_ms()
+    }
+
+    async fn run(
+        mut self,
+        mut app: mpsc::UnboundedReceiver<AppEvent>,
+        mut requests: mpsc::Receiver<Request>,
+        mut lookups: mpsc::UnboundedReceiver<LookupDone>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let wait = self
+                .next_deadline()
+                .map(|d| Duration::from_millis(u64::try_from(d - self.now()).unwrap_or(0)))
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = app.recv() => match ev {
+                    Some(ev) => self.on_app_event(ev).await,
+                    None => return,
+                },
+                req = requests.recv() => match req {
+                    Some(r) => self.on_request(r).await,
+                    None => return,
+                },
+                Some(done) = lookups.recv() => {
+                    let now = self.now();
+                    if let Some(Phase::Ivr(s)) = self.calls.get_mut(&done.call_id).map(|c| &mut c.phase) {
+                        s.handle_lookup_result(now, done.request, done.outcome);
+                    }
+                    self.pump_call(&done.call_id).await;
+                }
+                _ = tokio::time::sleep(wait) => self.on_timeout().await,
+            }
+            self.pump_acd().await;
+            self.acd.export_metrics(&self.metrics, self.now());
+        }
+    }
+
+    fn next_deadline(&self) -> Option<UnixMillis> {
+        let calls = self.calls.values().filter_map(|c| match &c.phase {
+            Phase::Ivr(s) => s.poll_timeout(),
+            Phase::Survey(s) => s.poll_timeout(),
+            _ => None,
+        });
+        calls.chain(self.acd.poll_timeout()).min()
+    }
+
+    async fn on_timeout(&mut self) {
+        let now = self.now();
+        let due: Vec<String> = self
+            .calls
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                match &mut c.phase {
+                    Phase::Ivr(s) if s.poll_timeout().is_some_and(|d| d <= now) => {
+                        s.handle_timeout(now)
+                    }
+                    Phase::Survey(s) if s.poll_timeout().is_some_and(|d| d <= now) => {
+                        s.handle_timeout(now)
+                    }
+                    _ => return None,
+                }
+                Some(id.clone())
+            })
+            .collect();
+        for id in due {
+            self.pump_call(&id).await;
+        }
+        if self.acd.poll_timeout().is_some_and(|d| d <= now) {
+            self.acd.handle_timeout(now);
+        }
+    }
+
+    async fn on_request(&mut self, r: Request) {
+        let now = self.now();
+        let err = |e: hotline_ivr::queue::AcdError| AgentError(e.to_string());
+        match r {
+            Request::Login {
+                agent,
+                queues,
+                reply,
+            } => {
+                let q: Vec<&str> = queues.iter().map(String::as_str).collect();
+                let _ = reply.send(self.acd.login(now, &agent, &q).map_err(err));
+            }
+            Request::Ready { agent, reply } => {
+                let _ = reply.send(self.acd.set_ready(now, &agent).map_err(err));
+            }
+            Request::NotReady {
+                agent,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.acd.set_not_ready(now, &agent, &reason).map_err(err));
+            }
+            Request::Logout { agent, reply } => {
+                let _ = reply.send(self.acd.logout(now, &agent).map_err(err));
+            }
+            Request::Snapshot { reply } => {
+                let _ = reply.send(serde_json::json!({
+                    "queues": self.acd.queues_snapshot(now),
+                    "agents": self.acd.agents_snapshot(),
+                    "calls": self.calls.len(),
+                }));
+            }
+            Request::Reload { library, reply } => {
+                tracing::info!(
+                    flow = library.flow.name(),
+                    prompts = library.clips.len(),
+                    "IVR flow and prompts reloaded"
+                );
+                self.library = library;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn on_app_event(&mut self, ev: AppEvent) {
+        let now = self.now();
+        match ev {
+            AppEvent::Incoming {
+                call_id,
+                caller,
+                did,
+                peer,
+            } => {
+                let calendar =
+                    match hotline_integrations::calendar::current_calendar(&self.pool, now).await {
+                        Ok(c) => c.as_ref().and_then(data::calendar),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the auction calendar failed");
+                            None
+                        }
+                    };
+                let from_12345 = peer.as_deref() == Some(self.cfg.transfer_peer.as_str());
+                tracing::info!(call = %call_id, %caller, %did, from_12345, "IVR call");
+                let mut session = IvrSession::new(
+                    self.library.flow.clone(),
+                    CallInfo {
+                        caller_id: caller.clone(),
+                        from_12345,
+                        calendar,
+                    },
+                );
+                session.start(now);
+                self.calls.insert(
+                    call_id.clone(),
+                    CallCtx {
+                        caller: caller.clone(),
+                        phase: Phase::Ivr(Box::new(session)),
+                        generation: 1,
+                        next_local: 0,
+                        moh: None,
+                        announcing: None,
+                        release: None,
+                        ringing: None,
+                        fact: CallFact {
+                            call_id: call_id.clone(),
+                            queue: String::new(),
+                            caller,
+                            agent: None,
+                            offered_at: now,
+                            answered_at: None,
+                            ended_at: None,
+                            wrap_up_ms: i64::try_from(self.cfg.acd.wrap_up_ms).unwrap_or(0),
+                            abandoned: false,
+                            recording_id: None,
+                            ivr_path: String::new(),
+                        },
+                        ivr_path: Vec::new(),
+                    },
+                );
+                self.pump_call(&call_id).await;
+            }
+            AppEvent::Digit { call_id, digit, .. } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                match &mut c.phase {
+                    Phase::Ivr(s) => s.handle_digit(now, digit),
+                    Phase::Survey(s) => s.handle_digit(now, digit),
+                    Phase::Queued => {
+                        let _ = self.acd.handle_digit(now, &call_id, digit);
+                    }
+                    Phase::Direct | Phase::Closing => {}
+                }
+                self.pump_call(&call_id).await;
+            }
+            AppEvent::PlayFinished { call_id, id } => self.on_play_finished(&call_id, id).await,
+            AppEvent::SeatRinging { .. } => {}
+            AppEvent::SeatAnswered { call_id, seat } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                c.ringing = None;
+                match c.phase {
+                    Phase::Queued => {
+                        if self
+                            .acd
+                            .handle_agent_answered(now, &call_id, &seat)
+                            .is_err()
+                        {
+                            // The ACD moved on (caller gone, ring cancelled): drop the seat.
+                            let _ = self.gw.disconnect_seat(&call_id).await;
+                        }
+                    }
+                    Phase::Direct => {
+                        c.fact.agent = Some(seat);
+                        c.fact.answered_at = Some(now);
+                    }
+                    _ => {
+                        let _ = self.gw.disconnect_seat(&call_id).await;
+                    }
+                }
+            }
+            AppEvent::SeatFailed {
+                call_id,
+                seat,
+                status,
+            } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                if c.ringing.as_deref() != Some(seat.as_str()) {
+                    return; // we cancelled it ourselves
+                }
+                c.ringing = None;
+                match c.phase {
+                    Phase::Queued => {
+                        let reason = match status {
+                            486 | 600 | 603 => "busy",
+                            408 | 480 | 487 => "no_answer",
+                            _ => "unreachable",
+                        };
+                        let _ = self.acd.handle_ring_failed(now, &call_id, &seat, reason);
+                    }
+                    Phase::Direct => {
+                        tracing::info!(call = %call_id, %seat, status, "transfer target did not answer");
+                        let _ = self.gw.hangup(&call_id).await;
+                    }
+                    _ => {}
+                }
+            }
+            AppEvent::SeatHungUp { call_id, .. } => {
+                let Some(c) = self.calls.get(&call_id) else {
+                    return;
+                };
+                match c.phase {
+                    Phase::Queued => {
+                        let _ = self.acd.handle_agent_hangup(now, &call_id);
+                    }
+                    _ => {
+                        let _ = self.gw.hangup(&call_id).await;
+                    }
+                }
+            }
+            AppEvent::Ended { call_id, .. } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                let mut store_fact = false;
+                match &mut c.phase {
+                    Phase::Ivr(s) => s.handle_hangup(now),
+                    Phase::Survey(s) => s.handle_hangup(now),
+                    Phase::Queued => {
+                        let _ = self.acd.handle_caller_hangup(now, &call_id);
+                    }
+                    Phase::Direct => {
+                        c.fact.ended_at = Some(now);
+                        store_fact = true;
+                    }
+                    Phase::Closing => {}
+                }
+                self.pump_call(&call_id).await;
+                self.pump_acd().await;
+                if let Some(c) = self.calls.remove(&call_id)
+                    && store_fact
+                {
+                    self.store_fact(c.fact, c.ivr_path);
+                }
+            }
+        }
+    }
+
+    async fn on_play_finished(&mut self, call_id: &str, id: u64) {
+        let now = self.now();
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if id >> 32 != c.generation {
+            return; // from an earlier phase
+        }
+        let local = id & 0xffff_ffff;
+        match &mut c.phase {
+            Phase::Ivr(s) => s.handle_playback_finished(now, local),
+            Phase::Survey(s) => s.handle_playback_finished(now, local),
+            Phase::Queued | Phase::Direct | Phase::Closing => {
+                if c.release == Some(id) {
+                    let _ = self.gw.hangup(call_id).await;
+                    return;
+                }
+                let was_announcement = c.announcing == Some(id);
+                if was_announcement {
+                    c.announcing = None;
+                }
+                let moh_ended = c.moh.as_ref().is_some_and(|(_, m)| *m == id);
+                if was_announcement || moh_ended {
+                    self.play_moh(call_id).await;
+                }
+                return;
+            }
+        }
+        self.pump_call(call_id).await;
+    }
+
+    /// Plays (again) the queue's music on hold.
+    async fn play_moh(&mut self, call_id: &str) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some((prompt, _)) = c.moh.clone() else {
+            return;
+        };
+        c.next_local += 1;
+        let id = playback_id(c.generation, c.next_local);
+        c.moh = Some((prompt.clone(), id));
+        self.play(call_id, id, &[prompt]).await;
+    }
+
+    async fn play(&self, call_id: &str, id: u64, prompts: &[String]) {
+        let clips = prompts
+            .iter()
+            .filter_map(|p| {
+                let clip = self.library.clips.get(p).cloned();
+                if clip.is_none() {
+                    tracing::warn!(prompt = %p, "prompt not in the library; skipped");
+                }
+                clip
+            })
+            .collect();
+        let _ = self.gw.play(call_id, id, clips).await;
+    }
+
+    /// Moves a call to a new phase: stops what it was hearing, bumps the generation.
+    async fn enter(&mut self, call_id: &str, phase: Phase) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            if let Phase::Ivr(s) = &c.phase {
+                c.ivr_path = s.path().to_vec();
+            }
+            c.phase = phase;
+            c.generation += 1;
+            c.next_local = 0;
+            c.moh = None;
+            c.announcing = None;
+            c.release = None;
+            let _ = self.gw.stop_playback(call_id).await;
+        }
+    }
+
+    /// Carries out what the call's IVR session or survey asks for.
+    async fn pump_call(&mut self, call_id: &str) {
+        loop {
+            let Some(c) = self.calls.get_mut(call_id) else {
+                return;
+            };
+            let generation = c.generation;
+            match &mut c.phase {
+                Phase::Ivr(s) => {
+                    let Some(cmd) = s.poll_command() else { return };
+                    self.ivr_command(call_id, generation, cmd).await;
+                }
+                Phase::Survey(s) => {
+                    let Some(cmd) = s.poll_command() else { return };
+                    self.survey_command(call_id, generation, cmd).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    async fn ivr_command(&mut self, call_id: &str, generation: u64, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::Play { id, prompts } => {
+                self.play(call_id, playback_id(generation, id), &prompts)
+                    .await;
+            }
+            Command::StopPlayback { .. } => {
+                let _ = self.gw.stop_playback(call_id).await;
+            }
+            Command::StartCollect { .. } => {}
+            Command::Lookup {
+                request,
+                application_code,
+                mobile_last4,
+            } => self.spawn_lookup(call_id, request, application_code, mobile_last4),
+            Command::Enqueue {
+                queue,
+                priority,
+                caller_id,
+            } => {
+                self.enter(call_id, Phase::Queued).await;
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.fact.queue = queue.clone();
+                }
+                if let Err(e) = self.acd.enqueue(now, call_id, &caller_id, &queue, priority) {
+                    tracing::error!(call = %call_id, error = %e, "enqueue failed");
+                    let _ = self.gw.hangup(call_id).await;
+                }
+            }
+            Command::Transfer { target } => {
+                self.enter(call_id, Phase::Direct).await;
+                let seat = target.trim_start_matches("seat:").to_string();
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.ringing = Some(seat.clone());
+                    c.fact.queue = format!("transfer:{seat}");
+                }
+                if let Err(e) = self.gw.connect_seat(call_id, &seat).await {
+                    tracing::info!(call = %call_id, %seat, error = %e, "transfer target unavailable");
+                    let _ = self.gw.hangup(call_id).await;
+                }
+            }
+            Command::RequestCallback { number } => {
+                let caller = self.calls.get(call_id).map(|c| c.caller.clone());
+                let number = if number.is_empty() {
+                    caller.unwrap_or_default()
+                } else {
+                    number
+                };
+                self.spawn_callback(call_id, number, None, CallbackSource::AfterHours);
+            }
+            Command::StartSurvey => self.start_survey(call_id, String::new()).await,
+            Command::Hangup => {
+                self.enter(call_id, Phase::Closing).await;
+                let _ = self.gw.hangup(call_id).await;
+            }
+        }
+    }
+
+    async fn survey_command(&mut self, call_id: &str, generation: u64, cmd: SurveyCommand) {
+        match cmd {
+            SurveyCommand::Play { id, prompts } => {
+                self.play(call_id, playback_id(generation, id), &prompts)
+                    .await;
+            }
+            SurveyCommand::StopPlayback { .. } => {
+                let _ = self.gw.stop_playback(call_id).await;
+            }
+            SurveyCommand::Finished(r) => {
+                let queue = self
+                    .calls
+                    .get(call_id)
+                    .map(|c| c.fact.queue.clone())
+                    .unwrap_or_default();
+                let rating = match r.outcome {
+                    SurveyOutcome::Rated(Rating::Satisfied) => SurveyRating::Satisfied,
+                    SurveyOutcome::Rated(Rating::FairlySatisfied) => SurveyRating::FairlySatisfied,
+                    SurveyOutcome::Rated(Rating::Dissatisfied) => SurveyRating::Dissatisfied,
+                    SurveyOutcome::NoAnswer => SurveyRating::NoAnswer,
+                    SurveyOutcome::HungUp => SurveyRating::HungUp,
+                };
+                tracing::info!(call = %call_id, agent = %r.agent, rating = rating.as_str(), "survey answered");
+                let (crm, rng) = (self.crm.clone(), self.rng.clone());
+                let answer = SurveyAnswer {
+                    call_id: r.call_id,
+                    agent: r.agent,
+                    queue,
+                    rating,
+                    at: r.at,
+                };
+                let now = self.now();
+                tokio::spawn(async move {
+                    if let Err(e) = crm.record_survey(now, rng.as_ref(), &answer).await {
+                        tracing::error!(error = %e, "storing the survey failed");
+                    }
+                });
+            }
+            SurveyCommand::Hangup => {
+                let _ = self.gw.hangup(call_id).await;
+            }
+        }
+    }
+
+    async fn start_survey(&mut self, call_id: &str, agent: String) {
+        let now = self.now();
+        let mut survey = Survey::new(self.cfg.survey.clone(), call_id, &agent);
+        survey.start(now);
+        // The caller of this function drains the survey's first commands (`pump_call`).
+        self.enter(call_id, Phase::Survey(Box::new(survey))).await;
+    }
+
+    fn spawn_lookup(&self, call_id: &str, request: u64, code: String, last4: String) {
+        let (pool, gate, tx, now) = (
+            self.pool.clone(),
+            self.gate.clone(),
+            self.lookup_tx.clone(),
+            self.now(),
+        );
+        let caller = self
+            .calls
+            .get(call_id)
+            .map(|c| lookup::normalize_caller(&c.caller))
+            .unwrap_or_default();
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            let payment_to = hotline_integrations::calendar::current_calendar(&pool, now)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| data::date(&c.payment_end));
+            let outcome = match lookup::ivr_lookup(&pool, &gate, now, &caller, &code, &last4).await
+            {
+                Ok(LookupAnswer::Found(s)) => LookupOutcome::Found(data::status(&s, payment_to)),
+                Ok(LookupAnswer::NotFound) => LookupOutcome::NotFound,
+                Ok(LookupAnswer::Blocked { .. }) => LookupOutcome::Failed("blocked".into()),
+                Err(e) => LookupOutcome::Failed(e.to_string()),
+            };
+            let _ = tx.send(LookupDone {
+                call_id,
+                request,
+                outcome,
+            });
+        });
+    }
+
+    fn spawn_callback(
+        &self,
+        call_id: &str,
+        number: String,
+        queue: Option<String>,
+        source: CallbackSource,
+    ) {
+        let (crm, rng, now) = (self.crm.clone(), self.rng.clone(), self.now());
+        let new = NewCallback {
+            source,
+            phone: number,
+            call_id: Some(call_id.to_string()),
+            ticket_id: None,
+            queue,
+            note: String::new(),
+            requested_at: now,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = crm.create_callback(now, rng.as_ref(), new).await {
+                tracing::error!(error = %e, "storing the callback request failed");
+            }
+        });
+    }
+
+    fn store_fact(&self, mut fact: CallFact, path: Vec<String>) {
+        fact.ivr_path = path.join(">");
+        let (crm, rng, now) = (self.crm.clone(), self.rng.clone(), self.now());
+        tokio::spawn(async move {
+            if let Err(e) = crm.record_call(now, rng.as_ref(), &fact).await {
+                tracing::error!(error = %e, "storing the call fact failed");
+            }
+        });
+    }
+
+    /// Carries out the ACD's commands and records its events.
+    async fn pump_acd(&mut self) {
+        loop {
+            if let Some(ev) = self.acd.poll_event() {
+                self.acd_event(ev);
+                continue;
+            }
+            let Some(cmd) = self.acd.poll_command() else {
+                return;
+            };
+            self.acd_command(cmd).await;
+        }
+    }
+
+    fn acd_event(&mut self, ev: AcdEvent) {
+        tracing::debug!(?ev, "ACD");
+        match ev {
+            AcdEvent::CallAnswered {
+                at, call_id, agent, ..
+            } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.fact.answered_at = Some(at);
+                    c.fact.agent = Some(agent);
+                }
+            }
+            AcdEvent::CallAbandoned { at, call_id, .. } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.fact.ended_at = Some(at);
+                    c.fact.abandoned = true;
+                    let (fact, path) = (c.fact.clone(), c.ivr_path.clone());
+                    self.store_fact(fact, path);
+                }
+            }
+            AcdEvent::CallEnded { at, call_id, .. } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.fact.ended_at = Some(at);
+                    let (fact, path) = (c.fact.clone(), c.ivr_path.clone());
+                    self.store_fact(fact, path);
+                }
+            }
+            AcdEvent::CallbackRequested {
+                call_id,
+                queue,
+                number,
+                reason,
+                at,
+                ..
+            } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.fact.ended_at = Some(at);
+                    c.fact.abandoned = reason == CallbackReason::MaxWait;
+                    let (fact, path) = (c.fact.clone(), c.ivr_path.clone());
+                    self.store_fact(fact, path);
+                }
+                self.spawn_callback(&call_id, number, Some(queue), CallbackSource::QueueRequest);
+            }
+            AcdEvent::CallQueued { .. }
+            | AcdEvent::AgentRinging { .. }
+            | AcdEvent::RingNoAnswer { .. }
+            | AcdEvent::AgentStateChanged { .. } => {}
+        }
+    }
+
+    async fn acd_command(&mut self, cmd: AcdCommand) {
+        let now = self.now();
+        match cmd {
+            AcdCommand::StartMusicOnHold { call_id, prompt } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.moh = Some((prompt, 0));
+                    if c.announcing.is_none() {
+                        self.play_moh(&call_id).await;
+                    }
+                }
+            }
+            AcdCommand::Announce { call_id, prompts } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                c.next_local += 1;
+                let id = playback_id(c.generation, c.next_local);
+                c.announcing = Some(id);
+                let _ = self.gw.stop_playback(&call_id).await;
+                self.play(&call_id, id, &prompts).await;
+            }
+            AcdCommand::Ring { call_id, agent } => {
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.ringing = Some(agent.clone());
+                }
+                if let Err(e) = self.gw.connect_seat(&call_id, &agent).await {
+                    tracing::info!(call = %call_id, %agent, error = %e, "agent's seat cannot ring");
+                    if let Some(c) = self.calls.get_mut(&call_id) {
+                        c.ringing = None;
+                    }
+                    let _ = self
+                        .acd
+                        .handle_ring_failed(now, &call_id, &agent, "unreachable");
+                }
+            }
+            AcdCommand::CancelRing { call_id, agent } => {
+                if let Some(c) = self.calls.get_mut(&call_id)
+                    && c.ringing.as_deref() == Some(agent.as_str())
+                {
+                    c.ringing = None;
+                    let _ = self.gw.disconnect_seat(&call_id).await;
+                }
+            }
+            AcdCommand::Bridge { call_id, .. } => {
+                // The media task stopped the hold music when the seat answered.
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.moh = None;
+                    c.announcing = None;
+                }
+            }
+            AcdCommand::Release { call_id, prompts } => {
+                let Some(c) = self.calls.get_mut(&call_id) else {
+                    return;
+                };
+                c.next_local += 1;
+                let id = playback_id(c.generation, c.next_local);
+                c.moh = None;
+                c.announcing = None;
+                c.release = Some(id);
+                let _ = self.gw.stop_playback(&call_id).await;
+                self.play(&call_id, id, &prompts).await;
+            }
+            AcdCommand::StartSurvey { call_id, agent } => {
+                self.start_survey(&call_id, agent).await;
+                self.pump_call(&call_id).await;
+            }
+        }
+    }
+}

@@ -156,7 +156,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(crm::routes)
         .with(kb::routes)
         .with(recordings::routes)
-        .with(integrations::routes)
+        .with(|b| integrations::routes_with(b, state.integrations_http()))
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

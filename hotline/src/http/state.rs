@@ -34,6 +34,9 @@ pub struct AppInner {
     pub gateway: std::sync::OnceLock<hotline_sip_gateway::GatewayHandle>,
     /// The knowledge base; unset when the API runs without one.
     pub knowledge: std::sync::OnceLock<Arc<hotline_knowledge::KnowledgeBase>>,
+    /// What the integration routes share (configuration, self-service gate, outbox wake-up);
+    /// made from `config.integrations` on first use.
+    pub integrations: std::sync::OnceLock<Arc<super::integrations::IntegrationsHttp>>,
     pub login_failures: Metric,
 }
 
@@ -67,7 +70,19 @@ impl AppState {
             login_failures,
             gateway: std::sync::OnceLock::new(),
             knowledge: std::sync::OnceLock::new(),
+            integrations: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The integrations' shared state, configured from `[integrations]`.
+    pub fn integrations_http(&self) -> Arc<super::integrations::IntegrationsHttp> {
+        self.integrations
+            .get_or_init(|| {
+                Arc::new(super::integrations::IntegrationsHttp::new(
+                    self.config.integrations.clone(),
+                ))
+            })
+            .clone()
     }
 
     pub fn now(&self) -> UnixMillis {

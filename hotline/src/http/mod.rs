@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
             "/readyz",
             Public,
             "ops",
-            "就绪检查（数据库可用）",
+            "就绪检查（数据库可用、录音目录可写）",
             ops::readyz,
         )
         .route(

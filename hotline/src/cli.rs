@@ -1,4 +1,5 @@
-//! The command line: `serve`, `init`, `user …`, `config …`, `migrate`.
+//! The command line: `serve`, `init`, `user …`, `seat …`, `kb …`, `bidders …`, `bank …`,
+//! `calendar …`, `recordings …`, `config …`, `migrate`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -8,6 +9,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use hotline_core::{Clock, Role, SystemClock, SystemRng};
 
+use hotline_integrations::bank::{MismatchFilter, Resolution};
+use hotline_integrations::table::{FileFormat, TextEncoding};
+use hotline_integrations::text::format_cents;
+
+use crate::commands_integrations::{self as integ, ImportKind, ImportOptions};
 use crate::config::{Config, DEFAULT_TOML, LogFormat};
 use crate::db::Db;
 use crate::db::audit::Audit;
@@ -59,6 +65,18 @@ pub enum Command {
     /// Knowledge base: rebuild the index, import or export articles.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Auction bidder records: import the auction system's export.
+    #[command(subcommand)]
+    Bidders(BiddersCommand),
+    /// Bohai Bank files: deposit flows, refund failures, and the mismatches to reconcile.
+    #[command(subcommand)]
+    Bank(BankCommand),
+    /// The monthly auction calendar.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+    /// Call recordings: check the archive and the backup.
+    #[command(subcommand)]
+    Recordings(RecordingsCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -131,12 +149,110 @@ pub enum KbCommand {
     Export { path: PathBuf },
 }
 
+/// What every file import takes. All-or-nothing: one bad row and nothing is written; every
+/// bad row is reported and the exit code is 2.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The file: CSV (UTF-8 or GBK) or XLSX (docs/formats.md).
+    pub file: PathBuf,
+    /// The auction period the file belongs to.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub period: String,
+    /// Check the whole file and report what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Text encoding of a CSV file: auto (UTF-8 when valid, else GBK), utf-8 or gbk.
+    #[arg(long, default_value = "auto", value_parser = parse_encoding)]
+    pub encoding: TextEncoding,
+    /// auto (XLSX by content or .xlsx extension, else CSV), csv or xlsx.
+    #[arg(long, default_value = "auto", value_parser = parse_file_format)]
+    pub format: FileFormat,
+    /// No progress bar (there is none anyway when standard error is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BiddersCommand {
+    /// Import the bidder export of one period (upsert by period and application code;
+    /// importing the same file again changes nothing).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BankCommand {
+    /// Import a deposit-flow file (到账流水): matched payments mark deposits received, the
+    /// rest go to the mismatch list.
+    ImportDeposits(ImportArgs),
+    /// Import a refund-failure file: the bidders' refund status becomes failed, with reason.
+    ImportRefundFailures(ImportArgs),
+    /// List the deposit mismatches of a period (open ones unless --resolved or --all).
+    Mismatches {
+        #[arg(long, value_name = "YYYY-MM")]
+        period: String,
+        #[arg(long, conflicts_with = "all")]
+        resolved: bool,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resolve a mismatch by hand (手工勾兑): credit it to a bidder, or return the money.
+    Resolve {
+        /// The mismatch's id (from `hotline bank mismatches`).
+        id: String,
+        /// Credit the payment to the bidder (the code in the memo, or --code).
+        #[arg(
+            long,
+            required_unless_present = "give_back",
+            conflicts_with = "give_back"
+        )]
+        accept: bool,
+        /// With --accept: the application code to credit, when the memo's is wrong.
+        #[arg(long, requires = "accept", value_name = "CODE")]
+        code: Option<String>,
+        /// Return the money to the payer (退回).
+        #[arg(long = "return")]
+        give_back: bool,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalendarCommand {
+    /// Enter or replace a month's calendar from a JSON file (docs/formats.md §4).
+    Set {
+        #[arg(value_name = "FILE.json")]
+        file: PathBuf,
+    },
+    /// Show a period's calendar (this month's without PERIOD).
+    Show {
+        #[arg(value_name = "YYYY-MM")]
+        period: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// Re-hash every stored recording in the archive and the backup; print every missing or
+    /// mismatched file (exit code 1 when there is any).
+    Verify,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the fully commented default configuration.
     Default,
     /// Check a configuration file (and HOTLINE_* environment overrides).
     Check { file: PathBuf },
+}
+
+fn parse_encoding(s: &str) -> Result<TextEncoding, String> {
+    s.parse()
+}
+
+fn parse_file_format(s: &str) -> Result<FileFormat, String> {
+    s.parse()
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -197,6 +313,18 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
         Command::User(cmd) => user(&config, cmd).await,
         Command::Seat(cmd) => seat(&config, cmd).await,
         Command::Kb(cmd) => kb(&config, cmd).await,
+        Command::Bidders(BiddersCommand::Import(args)) => {
+            import(&config, ImportKind::Bidders, args).await
+        }
+        Command::Bank(BankCommand::ImportDeposits(args)) => {
+            import(&config, ImportKind::Deposits, args).await
+        }
+        Command::Bank(BankCommand::ImportRefundFailures(args)) => {
+            import(&config, ImportKind::RefundFailures, args).await
+        }
+        Command::Bank(cmd) => bank(&config, cmd).await,
+        Command::Calendar(cmd) => calendar(&config, cmd).await,
+        Command::Recordings(RecordingsCommand::Verify) => verify_recordings(&config).await,
         Command::Config(_) => unreachable!("handled by run_without_config"),
     }
 }
@@ -340,6 +468,180 @@ async fn kb(config: &Config, cmd: KbCommand) -> Result<(), Failure> {
     };
     db.close().await;
     result
+}
+
+async fn import(config: &Config, kind: ImportKind, args: ImportArgs) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let db = open_db(config).await?;
+    let opts = ImportOptions {
+        period: args.period,
+        dry_run: args.dry_run,
+        encoding: args.encoding,
+        format: args.format,
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let result = integ::import_file(&db, &config.integrations, kind, &args.file, &opts).await;
+    db.close().await;
+    let report = result?;
+    print!("{}", integ::format_report(&report));
+    match integ::exit_code(&report) {
+        0 => Ok(()),
+        code => Err(Failure {
+            code,
+            message: format!(
+                "{}: {} 行有错误，整个文件未写入",
+                args.file.display(),
+                report.bad_rows()
+            ),
+        }),
+    }
+}
+
+async fn bank(config: &Config, cmd: BankCommand) -> Result<(), Failure> {
+    let db = open_db(config).await?;
+    let result = async {
+        match cmd {
+            BankCommand::Mismatches {
+                period,
+                resolved,
+                all,
+            } => {
+                let filter = match (resolved, all) {
+                    (_, true) => MismatchFilter::All,
+                    (true, false) => MismatchFilter::Resolved,
+                    (false, false) => MismatchFilter::Open,
+                };
+                let list = integ::list_mismatches(&db, &period, filter).await?;
+                println!(
+                    "{:<32} {:<20} {:<17} {:>12} {:<14} {:<20} {:<10} 付款人",
+                    "id", "流水号", "到账时间", "金额", "申请编码", "问题", "处理"
+                );
+                for d in &list {
+                    let d = d.clone().masked();
+                    println!(
+                        "{:<32} {:<20} {:<17} {:>12} {:<14} {:<20} {:<10} {} {}",
+                        d.id,
+                        d.bank_serial,
+                        beijing_minute(d.arrived_at),
+                        format_cents(d.amount_cents),
+                        d.application_code,
+                        d.mismatch_label,
+                        if d.resolution.is_empty() {
+                            "待处理"
+                        } else {
+                            &d.resolution
+                        },
+                        d.payer_name,
+                        d.payer_account
+                    );
+                }
+                println!("{} 条", list.len());
+                Ok(())
+            }
+            BankCommand::Resolve {
+                id,
+                accept,
+                code,
+                give_back,
+                note,
+            } => {
+                let resolution = match (accept, give_back) {
+                    (true, false) => Resolution::Accept {
+                        application_code: code,
+                    },
+                    (false, true) => Resolution::Return,
+                    _ => return Err(Failure::usage("give exactly one of --accept and --return")),
+                };
+                let d = integ::resolve_mismatch(&db, &id, resolution, &note).await?;
+                println!(
+                    "{}: {}（流水号 {}，申请编码 {}）",
+                    d.id, d.resolution, d.bank_serial, d.application_code
+                );
+                Ok(())
+            }
+            BankCommand::ImportDeposits(_) | BankCommand::ImportRefundFailures(_) => {
+                unreachable!("imports are dispatched by run")
+            }
+        }
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// `YYYY-MM-DD HH:MM` in Beijing time.
+fn beijing_minute(t: hotline_core::UnixMillis) -> String {
+    let date = hotline_integrations::text::Date::of_beijing(t);
+    let secs = (t + hotline_integrations::text::BEIJING_OFFSET_MS).rem_euclid(86_400_000) / 1000;
+    format!("{} {:02}:{:02}", date.iso(), secs / 3600, secs % 3600 / 60)
+}
+
+async fn calendar(config: &Config, cmd: CalendarCommand) -> Result<(), Failure> {
+    let db = open_db(config).await?;
+    let result = match cmd {
+        CalendarCommand::Set { file } => integ::set_calendar(&db, &file).await.map(|c| {
+            println!("{} 期竞价日历已保存", c.period);
+            println!("{}", c.summary_zh());
+        }),
+        CalendarCommand::Show { period } => integ::show_calendar(&db, period.as_deref())
+            .await
+            .map(|c| println!("{}", c.summary_zh())),
+    };
+    db.close().await;
+    result
+}
+
+async fn verify_recordings(config: &Config) -> Result<(), Failure> {
+    let db = open_db(config).await?;
+    let recording = config.recording();
+    let result = hotline_recording::store::verify(&db.pool, &recording).await;
+    let outcome = match result {
+        Err(e) => Err(Failure::runtime(format!(
+            "verifying recordings failed: {e}"
+        ))),
+        Ok(issues) => {
+            for i in &issues {
+                let root = if i.location == "backup" {
+                    &recording.backup_path
+                } else {
+                    &recording.root
+                };
+                let got = match i.problem {
+                    "mismatch" => format!("sha256 {} (expected {})", i.actual, i.expected),
+                    _ => i.actual.clone(),
+                };
+                println!(
+                    "{} {:<8} {} (recording {}): {}",
+                    i.location,
+                    i.problem,
+                    root.join(&i.relative_path).display(),
+                    i.recording_id,
+                    got
+                );
+            }
+            let detail = format!("problems={}", issues.len());
+            cli_audit(&db, "recording.verify", "recordings", &detail).await?;
+            if issues.is_empty() {
+                println!(
+                    "recordings verified: no missing or mismatched files in {}{}",
+                    recording.root.display(),
+                    if recording.backup_path.as_os_str().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {}", recording.backup_path.display())
+                    }
+                );
+                Ok(())
+            } else {
+                Err(Failure::runtime(format!(
+                    "{} missing or mismatched recording files",
+                    issues.len()
+                )))
+            }
+        }
+    };
+    db.close().await;
+    outcome
 }
 
 /// The number of articles in an exported JSON file.

@@ -178,7 +178,7 @@ pub async fn import_file(
     Ok(report)
 }
 
-/// `hotline import bidders FILE --period 2025-11 [--dry-run] [--encoding gbk]`.
+/// `hotline bidders import FILE --period 2025-11 [--dry-run] [--encoding gbk]`.
 pub async fn import_bidders(
     db: &Db,
     config: &IntegrationsConfig,

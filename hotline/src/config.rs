@@ -23,6 +23,12 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The IVR flow, prompts, ACD queues and survey (`crate::contact`).
     pub ivr: crate::contact::IvrConfig,
+    /// Call recording (`hotline-recording`): archive, backup, retention, QA review form.
+    pub recording: hotline_recording::RecordingConfig,
+    /// The CRM (`hotline-crm`): SLAs, callbacks, statistics, attachments, archive.
+    pub crm: hotline_crm::store::CrmConfig,
+    /// Auction data and the 12345 platform (`hotline-integrations`).
+    pub integrations: hotline_integrations::IntegrationsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +90,9 @@ impl Default for Config {
             log: LogConfig::default(),
             security: SecurityConfig::default(),
             ivr: crate::contact::IvrConfig::default(),
+            recording: hotline_recording::RecordingConfig::default(),
+            crm: hotline_crm::store::CrmConfig::default(),
+            integrations: hotline_integrations::IntegrationsConfig::default(),
         }
     }
 }
@@ -238,6 +247,136 @@ impl Config {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(invalid("log.filter", "not a valid tracing filter"));
+        }
+        if let Err((key, message)) = self.validate_recording() {
+            return Err(invalid(&key, &message));
+        }
+        if let Err((key, message)) = self.validate_crm() {
+            return Err(invalid(&key, &message));
+        }
+        if let Err((key, message)) = self.validate_integrations() {
+            return Err(invalid(&key, &message));
+        }
+        Ok(())
+    }
+
+    /// The recording configuration with its paths resolved against the data directory.
+    pub fn recording(&self) -> hotline_recording::RecordingConfig {
+        self.recording.clone().resolved(&self.data_dir)
+    }
+
+    fn validate_recording(&self) -> Result<(), (String, String)> {
+        // Validated resolved, so that a backup path equal to the default archive is caught.
+        self.recording().validate().map_err(|message| {
+            // The crate's messages start with the key path (`recording.queue_frames = …`,
+            // `recording.criteria: …`); name exactly that key.
+            let key: String = message
+                .split([' ', ':'])
+                .next()
+                .filter(|k| k.starts_with("recording."))
+                .unwrap_or("recording")
+                .to_string();
+            (key, message)
+        })
+    }
+
+    fn validate_crm(&self) -> Result<(), (String, String)> {
+        let c = &self.crm;
+        let err = |k: &str, m: &str| Err((format!("crm.{k}"), m.to_string()));
+        let sla = toml::Table::try_from(&c.sla).expect("the SLA policy serializes");
+        for (field, v) in &sla {
+            if v.as_integer() == Some(0) {
+                return err(&format!("sla.{field}"), "must be at least 1 hour");
+            }
+        }
+        let cb = &c.callbacks;
+        if cb.open_minute >= cb.close_minute || cb.close_minute > 24 * 60 {
+            return err(
+                "callbacks.close_minute",
+                "service hours must satisfy open_minute < close_minute <= 1440",
+            );
+        }
+        if cb.max_attempts == 0 {
+            return err("callbacks.max_attempts", "must be at least 1");
+        }
+        if cb.retry_spacing_minutes.is_empty() {
+            return err("callbacks.retry_spacing_minutes", "must not be empty");
+        }
+        if cb.sample_per_mille > 1000 {
+            return err("callbacks.sample_per_mille", "must be at most 1000");
+        }
+        for (k, off) in [
+            ("callbacks.utc_offset_minutes", cb.utc_offset_minutes),
+            ("stats.utc_offset_minutes", c.stats.utc_offset_minutes),
+        ] {
+            if !(-14 * 60..=14 * 60).contains(&off) {
+                return err(k, "must be between -840 and 840");
+            }
+        }
+        if c.stats.short_abandon_ms < 0 {
+            return err("stats.short_abandon_ms", "must not be negative");
+        }
+        if c.stats.service_level_ms <= 0 {
+            return err("stats.service_level_ms", "must be at least 1");
+        }
+        if c.attachments.max_bytes == 0 {
+            return err("attachments.max_bytes", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_integrations(&self) -> Result<(), (String, String)> {
+        let i = &self.integrations;
+        let err = |k: &str, m: &str| Err((format!("integrations.{k}"), m.to_string()));
+        for (section, table) in [
+            ("bidder_columns", toml::Table::try_from(&i.bidder_columns)),
+            ("deposit_columns", toml::Table::try_from(&i.deposit_columns)),
+            (
+                "refund_failure_columns",
+                toml::Table::try_from(&i.refund_failure_columns),
+            ),
+        ] {
+            let table = table.expect("column mappings serialize");
+            let mut seen = std::collections::HashSet::new();
+            for (field, v) in &table {
+                let header = v.as_str().unwrap_or_default().trim();
+                if header.is_empty() {
+                    return err(&format!("{section}.{field}"), "must not be empty");
+                }
+                if !seen.insert(header.to_string()) {
+                    return err(
+                        &format!("{section}.{field}"),
+                        &format!("header `{header}` is mapped to two columns"),
+                    );
+                }
+            }
+        }
+        let p = &i.platform_12345;
+        if !p.reply_url.is_empty() {
+            if !(p.reply_url.starts_with("http://") || p.reply_url.starts_with("https://")) {
+                return err(
+                    "platform_12345.reply_url",
+                    "must be an http:// or https:// URL",
+                );
+            }
+            if p.secret.is_empty() {
+                return err(
+                    "platform_12345.secret",
+                    "must be set when reply_url is (replies are signed with it)",
+                );
+            }
+        }
+        if p.max_skew_secs == 0 {
+            return err("platform_12345.max_skew_secs", "must be at least 1");
+        }
+        if p.retry_base_secs == 0 {
+            return err("platform_12345.retry_base_secs", "must be at least 1");
+        }
+        if p.retry_max_secs < p.retry_base_secs {
+            return err(
+                "platform_12345.retry_max_secs",
+                "must be at least retry_base_secs",
+            );
         }
         Ok(())
     }
@@ -483,5 +622,100 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("key `log.filter`"), "{err}");
+    }
+
+    #[test]
+    fn feature_sections_are_strict_and_name_the_key() {
+        let err = load_str("[recording]\nretention_dys = 30\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `recording.retention_dys`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let err = load_str("[crm.sla]\ncomplaint = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `crm.sla.complaint`"), "{err}");
+        let err = load_str("[integrations.platform_12345]\nsecrt = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key `integrations.platform_12345.secrt`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn feature_sections_are_validated_by_key() {
+        for (text, key) in [
+            (
+                "[recording]\nheader_interval_ms = 5000\n",
+                "recording.header_interval_ms",
+            ),
+            ("[recording]\nqueue_frames = 1\n", "recording.queue_frames"),
+            ("[recording]\ncriteria = []\n", "recording.criteria"),
+            (
+                "data_dir = \"/d\"\n[recording]\nbackup_path = \"/d/recordings\"\n",
+                "recording.backup_path",
+            ),
+            (
+                "[crm.sla]\ncomplaint_hours = 0\n",
+                "crm.sla.complaint_hours",
+            ),
+            (
+                "[crm.callbacks]\nopen_minute = 1300\n",
+                "crm.callbacks.close_minute",
+            ),
+            (
+                "[crm.callbacks]\nretry_spacing_minutes = []\n",
+                "crm.callbacks.retry_spacing_minutes",
+            ),
+            (
+                "[crm.attachments]\nmax_bytes = 0\n",
+                "crm.attachments.max_bytes",
+            ),
+            (
+                "[integrations.bidder_columns]\nmobile = \"\"\n",
+                "integrations.bidder_columns.mobile",
+            ),
+            (
+                "[integrations.deposit_columns]\nmemo = \"金额\"\n",
+                "integrations.deposit_columns.memo",
+            ),
+            (
+                "[integrations.platform_12345]\nreply_url = \"ftp://x\"\nsecret = \"s\"\n",
+                "integrations.platform_12345.reply_url",
+            ),
+            (
+                "[integrations.platform_12345]\nreply_url = \"https://x/\"\n",
+                "integrations.platform_12345.secret",
+            ),
+            (
+                "[integrations.platform_12345]\nretry_max_secs = 1\n",
+                "integrations.platform_12345.retry_max_secs",
+            ),
+        ] {
+            let err = load_str(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(&format!("key `{key}`")), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn feature_sections_take_env_overrides() {
+        let c = load_str(
+            "",
+            &[
+                ("HOTLINE_INTEGRATIONS__PLATFORM_12345__SECRET", "0123"),
+                ("HOTLINE_RECORDING__RETENTION_DAYS", "180"),
+                ("HOTLINE_RECORDING__BACKUP_PATH", "/backup"),
+                ("HOTLINE_CRM__CALLBACKS__RETRY_SPACING_MINUTES", "[10, 20]"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.integrations.platform_12345.secret, "0123");
+        assert_eq!(c.recording.retention_days, 180);
+        assert_eq!(c.recording.backup_path, PathBuf::from("/backup"));
+        assert_eq!(c.crm.callbacks.retry_spacing_minutes, vec![10, 20]);
+        // the archive defaults to a directory inside the data directory
+        assert_eq!(c.recording().root, c.data_dir.join("recordings"));
     }
 }

@@ -1,6 +1,8 @@
 //! `hotline serve`: binds every socket first (so a port in use is reported before anything
-//! starts), runs the HTTP API until SIGTERM or Ctrl-C, then shuts down gracefully: stop
-//! accepting, finish in-flight requests, close the database pool.
+//! starts), repairs recordings cut off by a crash, starts the background jobs (recording
+//! backup and retention, the 12345 outbox, session purge), runs the HTTP API until SIGTERM or
+//! Ctrl-C, then shuts down gracefully: stop accepting, finish in-flight requests, stop the
+//! jobs, close the database pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +10,8 @@ use std::time::Duration;
 
 use hotline_core::metrics::Registry;
 use hotline_core::{Clock, Rng, SystemClock, SystemRng};
+use hotline_integrations::workorder::OutboxDriver;
+use hotline_recording::RecordingConfig;
 use hotline_sip_gateway::{Gateway, GatewayDeps, GatewayError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -56,6 +60,42 @@ pub async fn open_kb(
         })
 }
 
+/// How often the recording backup and retention jobs run (the first run is at start).
+pub const RECORDING_JOBS_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a 12345 delivery round in progress may go on after shutdown is requested; an
+/// interrupted reply stays in the outbox and is sent again after restart.
+const OUTBOX_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Creates the recording archive and repairs the recordings a crash cut off (marked
+/// `recovered`), before any call is taken. Failures are logged, not fatal: calls are still
+/// answered, and `/readyz` reports an unusable archive.
+pub async fn recover_recordings(
+    db: &Db,
+    recording: &RecordingConfig,
+    clock: &dyn Clock,
+    rng: &dyn Rng,
+) -> Option<usize> {
+    if let Err(e) = std::fs::create_dir_all(&recording.root) {
+        tracing::error!(path = %recording.root.display(), error = %e, "cannot create the recording archive");
+    }
+    match hotline_recording::store::recover_at_start(&db.pool, clock.now_ms(), rng, &recording.root)
+        .await
+    {
+        Ok(repaired) => {
+            for r in &repaired {
+                tracing::warn!(call_id = %r.call_id, path = %r.relative_path, duration_ms = r.duration_ms, "unfinished recording repaired");
+            }
+            tracing::info!(repaired = repaired.len(), "recordings checked at start");
+            Some(repaired.len())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recovering unfinished recordings failed");
+            None
+        }
+    }
+}
+
 async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -86,6 +126,8 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let library = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
         .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
     let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
+    let recording = config.recording();
+    let repaired = recover_recordings(&db, &recording, clock.as_ref(), rng.as_ref()).await;
     let gateway = Gateway::start(
         config.sip.clone(),
         GatewayDeps {
@@ -121,7 +163,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         pool: db.pool.clone(),
         crm: hotline_crm::CrmStore::new(
             db.pool.clone(),
-            hotline_crm::store::CrmConfig::default(),
+            config.crm.clone(),
             config.data_dir.join("attachments"),
         ),
         clock: state.clock.clone(),
@@ -140,6 +182,15 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     println!("  web console and API: http://{http_addr}/");
     println!("  SIP (UDP+TCP):       {sip_addr}");
     println!("  data directory:      {}", config.data_dir.display());
+    println!(
+        "  recordings:          {}{}",
+        recording.root.display(),
+        match repaired {
+            Some(0) => String::new(),
+            Some(n) => format!(" ({n} unfinished repaired)"),
+            None => " (recovery failed, see the log)".to_string(),
+        }
+    );
     println!(
         "  database:            {}",
         redact_url(&config.database_url())
@@ -211,6 +262,9 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         });
     }
 
+    spawn_recording_jobs(&tracker, &cancel, &state, recording);
+    spawn_outbox(&tracker, &cancel, &state);
+
     let shutdown = cancel.clone();
     let result = axum::serve(
         http_listener,
@@ -227,6 +281,84 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     db.close().await;
     tracing::info!("stopped");
     result.map_err(Failure::runtime)
+}
+
+/// Backup of new recordings and retention, every [`RECORDING_JOBS_EVERY`]. A round cut
+/// short by shutdown leaves its recordings `pending`; the next start copies them again (the
+/// copy is written to a temporary name and renamed only after its hash is checked).
+fn spawn_recording_jobs(
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    state: &AppState,
+    recording: RecordingConfig,
+) {
+    let (cancel, state) = (cancel.clone(), state.clone());
+    let backups = state.metrics.counter(
+        "hotline_recording_backups_total",
+        "Recordings copied to the backup path, by result (copied, failed).",
+    );
+    let deleted = state.metrics.counter(
+        "hotline_recording_retention_deleted_total",
+        "Recordings deleted by the retention job.",
+    );
+    let job_errors = state.metrics.counter(
+        "hotline_recording_job_errors_total",
+        "Runs of the recording backup/retention job that failed.",
+    );
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(RECORDING_JOBS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = http::recordings::run_jobs(&state, &recording) => match r {
+                    Ok((copied, failed, removed)) => {
+                        backups.with(&[("result", "copied")]).add(copied as i64);
+                        backups.with(&[("result", "failed")]).add(failed as i64);
+                        deleted.with(&[]).add(removed as i64);
+                        if copied + failed + removed > 0 {
+                            tracing::info!(copied, failed, deleted = removed, "recording jobs done");
+                        }
+                    }
+                    Err(e) => {
+                        job_errors.with(&[]).inc();
+                        tracing::error!(error = %e, "recording jobs failed");
+                    }
+                },
+            }
+        }
+    });
+}
+
+/// The 12345 outbox driver: delivers replies to the platform, woken when one is queued.
+/// Without a `reply_url` there is nothing to deliver to and replies wait in the outbox.
+fn spawn_outbox(tracker: &TaskTracker, cancel: &CancellationToken, state: &AppState) {
+    let platform = &state.config.integrations.platform_12345;
+    if platform.reply_url.is_empty() {
+        tracing::info!(
+            "integrations.platform_12345.reply_url is not set: 12345 replies wait in the outbox"
+        );
+        return;
+    }
+    let driver = OutboxDriver::new(state.db.pool.clone(), platform);
+    let wake = state.integrations_http().outbox_wake.clone();
+    let (clock, rng, cancel) = (state.clock.clone(), state.rng.clone(), cancel.clone());
+    tracker.spawn(async move {
+        let run = driver.run(clock, rng, wake, cancel.clone().cancelled_owned());
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => {}
+            () = cancel.cancelled() => {
+                if tokio::time::timeout(OUTBOX_SHUTDOWN_GRACE, run).await.is_err() {
+                    tracing::warn!("12345 delivery cut short by shutdown; unacknowledged replies are sent after restart");
+                }
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

@@ -19,7 +19,7 @@ use hotline_crm::callback::{CallbackOutcome, CallbackSource, CallbackStatus, New
 use hotline_crm::export::{monthly_report_xlsx, stats_csv, stats_xlsx};
 use hotline_crm::stats::{Dimension, Period, StatsQuery, StatsView};
 use hotline_crm::store::{
-    ArchiveQuery, CallbackFilter, CrmConfig, Finding, NewTicket, Ticket, TicketEdit, TicketFilter,
+    ArchiveQuery, CallbackFilter, Finding, NewTicket, Ticket, TicketEdit, TicketFilter,
 };
 use hotline_crm::ticket::{DepositChecklist, DepositDocument, ReviewDecision};
 use hotline_crm::{Actor, CrmError, CrmStore, TicketKind, TicketStatus};
@@ -75,7 +75,7 @@ pub fn api_error(e: CrmError) -> ApiError {
 fn store(st: &AppState) -> CrmStore {
     CrmStore::new(
         st.db.pool.clone(),
-        CrmConfig::default(),
+        st.config.crm.clone(),
         st.config.data_dir.join("attachments"),
     )
 }
@@ -812,8 +812,8 @@ fn local_day(s: &str, offset_min: i32) -> ApiResult<UnixMillis> {
     Ok(from_local(y, m, d, 0, 0, offset_min))
 }
 
-fn stats_query(q: &StatsParamsQuery) -> ApiResult<StatsQuery> {
-    let off = CrmConfig::default().stats.utc_offset_minutes;
+fn stats_query(st: &AppState, q: &StatsParamsQuery) -> ApiResult<StatsQuery> {
+    let off = st.config.crm.stats.utc_offset_minutes;
     Ok(StatsQuery {
         from: local_day(&q.from, off)?,
         to: local_day(&q.to, off)? + hotline_crm::calendar::MS_PER_DAY,
@@ -828,7 +828,7 @@ async fn stats(
     ApiQuery(q): ApiQuery<StatsParamsQuery>,
 ) -> ApiResult<Json<Value>> {
     let rows: Vec<StatsView> = store(&st)
-        .statistics(stats_query(&q)?)
+        .statistics(stats_query(&st, &q)?)
         .await
         .map_err(api_error)?
         .into_iter()
@@ -861,7 +861,7 @@ async fn stats_csv_download(
     ApiQuery(q): ApiQuery<StatsParamsQuery>,
 ) -> ApiResult<Response> {
     let rows = store(&st)
-        .statistics(stats_query(&q)?)
+        .statistics(stats_query(&st, &q)?)
         .await
         .map_err(api_error)?;
     let bytes = stats_csv(&rows).map_err(api_error)?;
@@ -882,7 +882,7 @@ async fn stats_xlsx_download(
     ApiQuery(q): ApiQuery<StatsParamsQuery>,
 ) -> ApiResult<Response> {
     let rows = store(&st)
-        .statistics(stats_query(&q)?)
+        .statistics(stats_query(&st, &q)?)
         .await
         .map_err(api_error)?;
     let bytes = stats_xlsx(&rows, "话务统计").map_err(api_error)?;
@@ -919,7 +919,7 @@ async fn complaint_counts(
     st: axum::extract::State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let off = CrmConfig::default().stats.utc_offset_minutes;
+    let off = st.config.crm.stats.utc_offset_minutes;
     let from = local_day(&q.from, off)?;
     let to = local_day(&q.to, off)? + hotline_crm::calendar::MS_PER_DAY;
     let items = store(&st)
@@ -933,7 +933,7 @@ async fn surveys(
     st: axum::extract::State<AppState>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult<Json<Value>> {
-    let off = CrmConfig::default().stats.utc_offset_minutes;
+    let off = st.config.crm.stats.utc_offset_minutes;
     let from = local_day(&q.from, off)?;
     let to = local_day(&q.to, off)? + hotline_crm::calendar::MS_PER_DAY;
     let items = store(&st)

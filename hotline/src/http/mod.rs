@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
             "/readyz",
             Public,
             "ops",
-            "就绪检查（数据库可用）",
+            "就绪检查（数据库可用、录音目录可写）",
             ops::readyz,
         )
         .route(
@@ -158,7 +158,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(crm::routes)
         .with(kb::routes)
         .with(recordings::routes)
-        .with(integrations::routes)
+        .with(|b| integrations::routes_with(b, state.integrations_http()))
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

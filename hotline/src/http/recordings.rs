@@ -149,10 +149,10 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
     )
 }
 
-/// The recording configuration in force. Until `Config` carries a `recording` section, the
-/// defaults with the archive under the data directory.
+/// The recording configuration in force (`[recording]`, paths resolved against the data
+/// directory).
 pub fn config_of(state: &AppState) -> RecordingConfig {
-    RecordingConfig::default().resolved(&state.config.data_dir)
+    state.config.recording()
 }
 
 fn api_err(e: RecordingError) -> ApiError {

@@ -36,6 +36,9 @@ pub struct AppInner {
     pub knowledge: std::sync::OnceLock<Arc<hotline_knowledge::KnowledgeBase>>,
     /// The IVR/ACD runtime; unset when the API runs without the gateway.
     pub contact: std::sync::OnceLock<crate::contact::ContactCentre>,
+    /// What the integration routes share (configuration, self-service gate, outbox wake-up);
+    /// made from `config.integrations` on first use.
+    pub integrations: std::sync::OnceLock<Arc<super::integrations::IntegrationsHttp>>,
     pub login_failures: Metric,
 }
 
@@ -70,7 +73,19 @@ impl AppState {
             gateway: std::sync::OnceLock::new(),
             knowledge: std::sync::OnceLock::new(),
             contact: std::sync::OnceLock::new(),
+            integrations: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The integrations' shared state, configured from `[integrations]`.
+    pub fn integrations_http(&self) -> Arc<super::integrations::IntegrationsHttp> {
+        self.integrations
+            .get_or_init(|| {
+                Arc::new(super::integrations::IntegrationsHttp::new(
+                    self.config.integrations.clone(),
+                ))
+            })
+            .clone()
     }
 
     pub fn now(&self) -> UnixMillis {

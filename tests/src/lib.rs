@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+pub mod caller;
 
 /// How long anything in an end-to-end test may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -171,7 +171,8 @@ fn check_prompt(c: &mut Checker<'_>, catalog: Option<&PromptCatalog>, field: &st
 }
 
 fn check_hours(c: &mut Checker<'_>, h: &ServiceHours) {
-    if h.open >= h.close {
+    // open == close is a 24-hour service (ServiceHours::is_open).
+    if h.open > h.close {
         c.bad(
             "hours.open",
             format!("opens at {} but closes at {}", h.open, h.close),
@@ -207,7 +208,7 @@ fn check_hours(c: &mut Checker<'_>, h: &ServiceHours) {
             );
         }
         let (o, cl) = (s.open.unwrap_or(h.open), s.close.unwrap_or(h.close));
-        if !s.closed && o >= cl {
+        if !s.closed && o > cl {
             c.bad(
                 &format!("hours.special[{i}].open"),
                 format!("opens at {o} but closes at {cl}"),

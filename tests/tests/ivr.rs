@@ -1,0 +1,274 @@
+//! The caller's whole journey through the real binary: a trunk call to the IVR's DID hears
+//! the welcome prompt, keys 2, an application code and the last four mobile digits and
+//! hears the bidder's status, keys 0 and is bridged through the ACD to the agent's seat
+//! (a sipp UAS that echoes RTP: the caller hears its own audio back), the seat hangs up,
+//! the caller hears the survey and keys 1, and the rating is stored with the call and the
+//! agent. Run once with RFC 4733 digits and once with in-band tones only.
+
+use std::path::Path;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hotline_tests::caller::{Caller, tone};
+use hotline_tests::{Server, Sipp, client, field, free_udp_port, hotline, run, text};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const DID: &str = "02296077";
+const CODE: &str = "2511000000042";
+const MOBILE: &str = "13812340042";
+
+/// The welcome prompt's length in 20 ms packets (it cannot be interrupted).
+fn welcome_packets() -> Result<usize> {
+    let wav = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/prompts/zh-CN/msg/welcome.wav"),
+    )?;
+    let data = wav
+        .windows(4)
+        .position(|w| w == b"data")
+        .context("data chunk")?;
+    let bytes = u32::from_le_bytes(wav[data + 4..data + 8].try_into()?) as usize;
+    Ok((bytes / 2).div_ceil(160))
+}
+
+async fn journey(rfc4733: bool) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let admin_pw = field(&stdout, "password:").context("admin password")?;
+    let seat_pw = field(&stdout, "seat 8001:").context("seat password")?;
+
+    // Bidder data the self-service menu reads (the auction system's export format).
+    let csv = dir.path().join("bidders.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "申请编码,类型,姓名/名称,证件号码,手机号,保证金状态,保证金缴纳日期,保证金金额,激活状态,竞价结果,成交价,缴款状态,退款状态,退款日期,退款失败原因\n\
+             {CODE},个人,李四,120101199001011239,{MOBILE},已缴纳,2026-11-05,5000,是,未成交,,,已退款,2026-11-20,\n"
+        ),
+    )?;
+    let out = run(
+        hotline(&[
+            "--data-dir",
+            d,
+            "bidders",
+            "import",
+            csv.to_str().unwrap(),
+            "--period",
+            "2026-11",
+        ]),
+        None,
+    )?;
+    assert!(
+        out.status.success(),
+        "import: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // The default flow, open round the clock so the test does not depend on the hour.
+    let flow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
+    )?
+    .replace(
+        "open = \"08:00\"\nclose = \"20:00\"",
+        "open = \"00:00\"\nclose = \"00:00\"",
+    );
+    assert!(flow.contains("close = \"00:00\""));
+    let flow_path = dir.path().join("flow.toml");
+    std::fs::write(&flow_path, flow)?;
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
+             qualify_interval_secs = 0\n\
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = 33000\nport_max = 33999\n\
+             [ivr]\nflow = {:?}\n",
+            flow_path.to_str().unwrap()
+        ),
+    )?;
+    let server = Server::start(hotline(&[
+        "--config",
+        config.to_str().unwrap(),
+        "serve",
+        "--data-dir",
+        d,
+        "--http",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+    ]))?;
+    let sip: std::net::SocketAddr = server.sip.parse()?;
+
+    // The agent's seat registers; the agent logs in and is ready.
+    let seat_port = free_udp_port().to_string();
+    Sipp::spawn(
+        &server.sip,
+        "register.xml",
+        &[
+            "-m", "1", "-p", &seat_port, "-s", "8001", "-au", "8001", "-ap", &seat_pw,
+        ],
+    )?
+    .success()
+    .await?;
+    let c = client();
+    let login = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": admin_pw}))
+        .send()
+        .await?;
+    assert_eq!(login.status(), 200);
+    let csrf = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("hotline_csrf="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .unwrap_or_default();
+    for (path, body) in [
+        (
+            "/api/v1/acd/agents/8001/login",
+            json!({"queues": ["hotline"]}),
+        ),
+        ("/api/v1/acd/agents/8001/ready", json!({})),
+    ] {
+        let r = c
+            .post(server.url(path))
+            .header("x-csrf-token", &csrf)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await?);
+    }
+
+    // The caller: welcome (not interruptible), then the menu.
+    let mut caller = Caller::call(sip, DID, "13900000042", rfc4733).await?;
+    let welcome = caller.hear(welcome_packets()?).await?;
+    assert!(
+        welcome.rms() > 500.0,
+        "the welcome prompt is heard (rms {})",
+        welcome.rms()
+    );
+    assert_eq!(welcome.ssrcs.len(), 1);
+    caller.hear(10).await?; // into the menu prompt
+    caller.key('2').await?;
+    caller.hear(10).await?;
+    caller.keys(&format!("{CODE}#")).await?;
+    caller.hear(10).await?;
+    caller.keys(&format!("{}#", &MOBILE[7..])).await?;
+    // The status is spoken (deposit received on 11-05, refund done ...).
+    let status = caller.hear(150).await?;
+    assert!(
+        status.rms() > 500.0,
+        "the status is heard (rms {})",
+        status.rms()
+    );
+
+    // Key 0 (again, until the menu after the status takes it) → queue → the seat rings.
+    let seat_mp = free_udp_port().to_string();
+    let seat = Sipp::spawn(
+        &server.sip,
+        "seat_uas_hangup.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &seat_port,
+            "-rtp_echo",
+            "-mp",
+            &seat_mp,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+            "-d",
+            "8000",
+        ],
+    )?;
+    let mut bridged = false;
+    for _ in 0..60 {
+        caller.key('0').await?;
+        caller.hear_for(Duration::from_millis(500)).await?;
+        let acd: Value = c
+            .get(server.url("/api/v1/acd"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if acd["agents"][0]["state"]["state"] == "busy" {
+            bridged = true;
+            break;
+        }
+    }
+    assert!(bridged, "the agent was never connected");
+    // The seat echoes: the caller hears its own tone back.
+    let mut echoed = Vec::new();
+    for chunk in tone(&[1000.0], 600, 6000.0).chunks(800) {
+        caller.send_audio(chunk).await?;
+        echoed.extend(caller.hear(5).await?.samples);
+    }
+    let loud = hotline_tests::caller::rms(&echoed);
+    assert!(loud > 2000.0, "the seat hears the caller (echo rms {loud})");
+    // The seat hangs up after -d; then the survey: key 1 until the gateway says goodbye.
+    seat.success().await?;
+    let survey = caller.hear(50).await?;
+    assert!(survey.rms() > 500.0, "the survey question is heard");
+    caller.key('1').await?;
+    caller.wait_bye().await?;
+
+    // Stored: the survey with call and agent, the call fact with the IVR path.
+    let url = format!("sqlite://{}", data.join("hotline.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await?;
+    // The rating was written when the key came, seconds before the goodbye ended.
+    let rating = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT agent, queue, rating FROM crm_surveys",
+    )
+    .fetch_optional(&mut db)
+    .await?;
+    let (agent, queue, rating) = rating.context("no survey stored")?;
+    assert_eq!(
+        (agent.as_str(), queue.as_str(), rating.as_str()),
+        ("8001", "hotline", "satisfied")
+    );
+    let (path, fact_agent): (String, Option<String>) =
+        sqlx::query_as("SELECT ivr_path, agent FROM crm_call_facts")
+            .fetch_one(&mut db)
+            .await?;
+    assert!(
+        path.contains("lookup>status"),
+        "the status was reached: {path}"
+    );
+    assert_eq!(fact_agent.as_deref(), Some("8001"));
+    if !server_alive(server) {
+        bail!("the server died");
+    }
+    Ok(())
+}
+
+fn server_alive(mut server: Server) -> bool {
+    server
+        .child
+        .try_wait()
+        .map(|s| s.is_none())
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_journey_with_rfc4733_digits() -> Result<()> {
+    journey(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_journey_with_in_band_digits_only() -> Result<()> {
+    journey(false).await
+}

@@ -14,6 +14,16 @@ pub enum Event {
     UserLoggedIn { at: UnixMillis, username: String },
     /// A call-level event from the SIP gateway.
     Call(CallEvent),
+    /// A queue or agent event of the ACD (call queued, agent ringing, answered, abandoned,
+    /// callback requested, call ended, agent state changed). `kind` is the event's type
+    /// (`call_queued`, `agent_state_changed`, …) and `json` the whole event as the `ivr`
+    /// crate serialises it: core does not know that crate's types, consumers (wallboard,
+    /// statistics) parse what they need.
+    Acd {
+        at: UnixMillis,
+        kind: String,
+        json: String,
+    },
 }
 
 /// What a call went through (issue: SIP gateway). `call_id` is hotline's own call id, not the

@@ -77,6 +77,9 @@ pub enum Command {
     /// Call recordings: check the archive and the backup.
     #[command(subcommand)]
     Recordings(RecordingsCommand),
+    /// The IVR flow and prompts: check them, or make the running server reload them.
+    #[command(subcommand)]
+    Ivr(IvrCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -240,6 +243,17 @@ pub enum RecordingsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum IvrCommand {
+    /// Load the configured flow and prompts as `serve` would and report every problem
+    /// (exit code 2 when there is one).
+    Check,
+    /// Check, then tell the running `hotline serve` of this data directory to reload them
+    /// (SIGHUP to the process in `<data dir>/hotline.pid`). New calls use the new flow;
+    /// calls in progress keep theirs.
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the fully commented default configuration.
     Default,
@@ -325,6 +339,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
         Command::Bank(cmd) => bank(&config, cmd).await,
         Command::Calendar(cmd) => calendar(&config, cmd).await,
         Command::Recordings(RecordingsCommand::Verify) => verify_recordings(&config).await,
+        Command::Ivr(cmd) => ivr(&config, cmd),
         Command::Config(_) => unreachable!("handled by run_without_config"),
     }
 }
@@ -872,4 +887,42 @@ fn not_found(e: crate::db::StoreError) -> Failure {
         crate::db::StoreError::NotFound(w) => Failure::usage(format!("{w} not found")),
         other => Failure::runtime(other),
     }
+}
+
+/// `hotline ivr check|reload`.
+fn ivr(config: &Config, cmd: IvrCommand) -> Result<(), Failure> {
+    let lib = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
+        .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    println!(
+        "flow {:?}: {} nodes, {} prompts: OK",
+        lib.flow.name(),
+        lib.flow.nodes().len(),
+        lib.clips.len()
+    );
+    if matches!(cmd, IvrCommand::Check) {
+        return Ok(());
+    }
+    let pid_file = crate::server::pid_file(config);
+    let pid = std::fs::read_to_string(&pid_file)
+        .map_err(|e| {
+            Failure::usage(format!(
+                "{}: {e} (is `hotline serve` running with this data directory?)",
+                pid_file.display()
+            ))
+        })?
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| Failure::usage(format!("{}: {e}", pid_file.display())))?;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|e| Failure::runtime(format!("cannot run kill: {e}")))?;
+    if !status.success() {
+        return Err(Failure::usage(format!(
+            "process {pid} from {} is not running",
+            pid_file.display()
+        )));
+    }
+    println!("reload requested from hotline serve (pid {pid}); its log says when it is done");
+    Ok(())
 }

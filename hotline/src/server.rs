@@ -108,6 +108,11 @@ async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<tokio::net::TcpListene
     })
 }
 
+/// Where `serve` writes its process id (for `hotline ivr reload`).
+pub fn pid_file(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("hotline.pid")
+}
+
 pub async fn serve(config: Config) -> Result<(), Failure> {
     let config = Arc::new(config);
     let db = open_db(&config).await?;
@@ -169,6 +174,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         clock: state.clock.clone(),
         rng: state.rng.clone(),
         metrics: state.metrics.clone(),
+        events: state.events.clone(),
         cancel: cancel.child_token(),
     })
     .map_err(|e| Failure::runtime(e.0))?;
@@ -178,6 +184,9 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let (app, _) = http::router(state.clone());
 
     let http_addr = http_listener.local_addr().map_err(Failure::runtime)?;
+    if let Err(e) = std::fs::write(pid_file(&config), format!("{}\n", std::process::id())) {
+        tracing::warn!(error = %e, "cannot write the pid file; `hotline ivr reload` will not find us");
+    }
     println!("hotline {} is running", env!("CARGO_PKG_VERSION"));
     println!("  web console and API: http://{http_addr}/");
     println!("  SIP (UDP+TCP):       {sip_addr}");
@@ -279,6 +288,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     tracker.close();
     tracker.wait().await;
     db.close().await;
+    let _ = std::fs::remove_file(pid_file(&config));
     tracing::info!("stopped");
     result.map_err(Failure::runtime)
 }

@@ -272,3 +272,86 @@ async fn caller_journey_with_rfc4733_digits() -> Result<()> {
 async fn caller_journey_with_in_band_digits_only() -> Result<()> {
     journey(false).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let default_flow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
+    )?;
+    let flow_path = dir.path().join("flow.toml");
+    std::fs::write(&flow_path, &default_flow)?;
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!("[ivr]\nflow = {:?}\n", flow_path.to_str().unwrap()),
+    )?;
+    let cfg = config.to_str().unwrap();
+    let ivr = |cmd: &str| {
+        run(
+            hotline(&["--config", cfg, "--data-dir", d, "ivr", cmd]),
+            None,
+        )
+    };
+
+    let out = ivr("check")?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("OK"), "{}", text(&out.stdout));
+    // Nothing is running yet: reload says so.
+    let out = ivr("reload")?;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("hotline.pid"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let server = Server::start(hotline(&[
+        "--config",
+        cfg,
+        "serve",
+        "--data-dir",
+        d,
+        "--http",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+    ]))?;
+    let out = ivr("reload")?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if server
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("IVR flow and prompts reloaded")
+        {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no reload in the log: {}", server.stderr.lock().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken flow is refused before anything is signalled, with the file and the node.
+    std::fs::write(
+        &flow_path,
+        default_flow.replace("\"0\" = \"agent\"", "\"0\" = \"agnet\""),
+    )?;
+    let out = ivr("reload")?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("flow.toml") && err.contains("agnet"),
+        "the error names the file and the bad reference: {err}"
+    );
+    let health = client().get(server.url("/healthz")).send().await?;
+    assert_eq!(health.status(), 200, "the server keeps serving");
+    Ok(())
+}

@@ -32,6 +32,7 @@ pub struct ContactDeps {
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub metrics: Registry,
+    pub events: Arc<dyn hotline_core::EventSink>,
     pub cancel: CancellationToken,
 }
 
@@ -49,6 +50,7 @@ pub fn start(deps: ContactDeps) -> Result<ContactCentre, AgentError> {
         clock: deps.clock,
         rng: deps.rng,
         metrics: deps.metrics,
+        events: deps.events,
         acd,
         calls: HashMap::new(),
         gate: Arc::new(Mutex::new(SelfServiceGate::default())),
@@ -99,6 +101,7 @@ struct Runtime {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
     metrics: Registry,
+    events: Arc<dyn hotline_core::EventSink>,
     acd: Acd,
     calls: HashMap<String, CallCtx>,
     gate: Arc<Mutex<SelfServiceGate>>,
@@ -687,6 +690,13 @@ impl Runtime {
 
     fn acd_event(&mut self, ev: AcdEvent) {
         tracing::debug!(?ev, "ACD");
+        if let Ok(json) = serde_json::to_value(&ev) {
+            self.events.publish(hotline_core::events::Event::Acd {
+                at: self.now(),
+                kind: json["type"].as_str().unwrap_or_default().to_string(),
+                json: json.to_string(),
+            });
+        }
         match ev {
             AcdEvent::CallAnswered {
                 at, call_id, agent, ..

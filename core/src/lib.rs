@@ -12,6 +12,7 @@ pub mod clock;
 pub mod events;
 pub mod id;
 pub mod mask;
+pub mod media;
 pub mod metrics;
 pub mod role;
 pub mod throttle;

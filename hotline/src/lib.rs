@@ -14,4 +14,5 @@ pub mod events;
 pub mod fail;
 pub mod http;
 pub mod password;
+pub mod recording_tap;
 pub mod server;

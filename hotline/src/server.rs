@@ -143,6 +143,13 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             rng: rng.clone(),
             cancel: cancel.child_token(),
             app: Some(app_tx),
+            // Every answered call is recorded (docs/configuration.md, [recording]).
+            tap: Some(Arc::new(crate::recording_tap::RecordingTap::new(
+                hotline_recording::Recorder::new(&recording, &metrics, clock.clone()),
+                db.pool.clone(),
+                clock.clone(),
+                rng.clone(),
+            ))),
         },
     )
     .await

@@ -121,6 +121,11 @@ pub(crate) enum AppCommand {
     DisconnectSeat {
         call_id: String,
     },
+    SetRecordingPaused {
+        call_id: String,
+        paused: bool,
+        reply: tokio::sync::oneshot::Sender<Result<bool, GatewayError>>,
+    },
 }
 
 impl Engine {
@@ -244,6 +249,7 @@ impl Engine {
             metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
             cancel: cancel.clone(),
             cmds: rx,
+            tap: self.open_tap(&id, &caller, now),
             stream: Stream {
                 ssrc: u32::from_be_bytes([seed[0], seed[1], seed[2], seed[3]]),
                 seq: u16::from_be_bytes([seed[4], seed[5]]) & 0x7fff,
@@ -342,6 +348,29 @@ impl Engine {
                 let _ = reply.send(r);
             }
             AppCommand::DisconnectSeat { call_id } => self.disconnect_seat(&call_id),
+            AppCommand::SetRecordingPaused {
+                call_id,
+                paused,
+                reply,
+            } => {
+                let Some(leg) = self
+                    .calls
+                    .get(&call_id)
+                    .filter(|c| !c.is_ended())
+                    .and_then(|c| c.app.as_ref())
+                else {
+                    let _ = reply.send(Err(GatewayError::CallNotFound(call_id)));
+                    return;
+                };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = leg
+                    .media
+                    .send(MediaCmd::SetRecordingPaused { paused, reply: tx });
+                // The media task answers at once; do not hold the engine for it.
+                tokio::spawn(async move {
+                    let _ = reply.send(Ok(rx.await.unwrap_or(false)));
+                });
+            }
         }
     }
 

@@ -676,11 +676,14 @@ impl Engine {
             call.stats.clone(),
         );
         let remote_a = call.a_offer.addr;
+        let caller = call.record.caller.clone();
+        let tap = self.open_tap(id, &caller, now);
         let cancel = self.start_relay(
             id,
             (sock_a, remote_a, a_media),
             (sock_b, answer.addr, b_media),
             stats,
+            tap,
         );
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -711,6 +714,7 @@ impl Engine {
         a: (Arc<UdpSocket>, std::net::SocketAddr, LegMedia),
         b: (Arc<UdpSocket>, std::net::SocketAddr, LegMedia),
         stats: Arc<RelayStats>,
+        tap: Option<Box<dyn hotline_core::media::CallTap>>,
     ) -> CancellationToken {
         let mut seed = [0u8; 12];
         self.rng.fill(&mut seed);
@@ -730,6 +734,7 @@ impl Engine {
             metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
             metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
             cancel: cancel.clone(),
+            tap,
         });
         cancel
     }

@@ -162,6 +162,8 @@ pub(crate) struct Engine {
     reg_watch: watch::Sender<u64>,
     /// Where application calls are reported (none: DIDs routed to `ivr` get 480).
     pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
+    /// The recorder's tap (none: calls are not recorded).
+    pub(crate) tap: Option<Arc<dyn hotline_core::media::MediaTap>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,6 +186,7 @@ pub(crate) struct EngineParts {
     pub(crate) bindings: Vec<store::Binding>,
     pub(crate) reg_watch: watch::Sender<u64>,
     pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
+    pub(crate) tap: Option<Arc<dyn hotline_core::media::MediaTap>>,
 }
 
 impl Engine {
@@ -247,12 +250,27 @@ impl Engine {
             out: Vec::new(),
             reg_watch: p.reg_watch,
             app: p.app,
+            tap: p.tap,
             pool: p.pool,
             clock: p.clock,
             rng: p.rng,
             events: p.events,
             cfg,
         }
+    }
+
+    /// Opens the recorder's tap for a call answered now.
+    pub(crate) fn open_tap(
+        &self,
+        call_id: &str,
+        caller: &str,
+        now: UnixMillis,
+    ) -> Option<Box<dyn hotline_core::media::CallTap>> {
+        self.tap.as_ref()?.open(hotline_core::media::TapStart {
+            call_id: call_id.to_string(),
+            caller: caller.to_string(),
+            started_at: now,
+        })
     }
 
     pub(crate) fn now(&self) -> UnixMillis {

@@ -34,6 +34,8 @@ pub struct GatewayDeps {
     pub cancel: CancellationToken,
     /// The application (IVR/ACD) that takes calls to DIDs routed to `ivr`.
     pub app: Option<mpsc::UnboundedSender<crate::app::AppEvent>>,
+    /// The recorder's tap: every answered call's audio, both sides (none: not recorded).
+    pub tap: Option<Arc<dyn hotline_core::media::MediaTap>>,
 }
 
 impl std::fmt::Debug for GatewayDeps {
@@ -95,6 +97,7 @@ impl Gateway {
             bindings,
             reg_watch: reg_tx,
             app: deps.app.clone(),
+            tap: deps.tap.clone(),
         });
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
@@ -223,6 +226,24 @@ impl GatewayHandle {
         self.app(crate::app::AppCommand::ConnectSeat {
             call_id: call_id.to_string(),
             seat: seat.to_string(),
+            reply: tx,
+        })
+        .await?;
+        rx.await.map_err(|_| GatewayError::Stopped)?
+    }
+
+    /// Pauses or resumes the recording of an application call (the agent's request, e.g.
+    /// while the caller reads out a card number: silence is recorded). `Ok(false)` when
+    /// it already was in that state or the call is not recorded.
+    pub async fn set_recording_paused(
+        &self,
+        call_id: &str,
+        paused: bool,
+    ) -> Result<bool, GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.app(crate::app::AppCommand::SetRecordingPaused {
+            call_id: call_id.to_string(),
+            paused,
             reply: tx,
         })
         .await?;

@@ -489,6 +489,8 @@ impl Engine {
                         metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
                         metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
                         cancel: cancel.clone(),
+                        // Click-to-call legs are not recorded yet (known gap).
+                        tap: None,
                     });
                 }
                 call.relay = Some(cancel);

@@ -120,6 +120,11 @@ impl Forwarder {
         }
     }
 
+    /// The codec this direction receives.
+    pub(crate) fn source_codec(&self) -> Codec {
+        self.from.codec
+    }
+
     /// The sequence number and timestamp of the last packet written, if any.
     pub(crate) fn last_out(&self) -> Option<(u16, u32)> {
         self.last_out
@@ -293,6 +298,8 @@ pub(crate) struct RelaySetup {
     pub(crate) metric_a_to_b: Series,
     pub(crate) metric_b_to_a: Series,
     pub(crate) cancel: CancellationToken,
+    /// The recorder's tap (leg A is the caller), when the call is recorded.
+    pub(crate) tap: Option<Box<dyn hotline_core::media::CallTap>>,
 }
 
 /// A leg's remote address: the SDP's until the first packet arrives, then the packet's source
@@ -327,15 +334,30 @@ async fn run_relay(mut s: RelaySetup) {
     };
     let (mut buf_a, mut buf_b) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut out = Vec::with_capacity(2048);
+    let started = s.clock.now_ms();
+    let pos = |clock: &Arc<dyn Clock>| u64::try_from(clock.now_ms() - started).unwrap_or(0) * 8;
+    let (mut heard, mut said) = (
+        crate::media::tap::TapClock::default(),
+        crate::media::tap::TapClock::default(),
+    );
+    let mut pcm = Vec::with_capacity(160);
+    let mut tap = s.tap.take();
+    let codec_a = s.a_to_b.source_codec();
     loop {
         tokio::select! {
-            _ = s.cancel.cancelled() => return,
+            _ = s.cancel.cancelled() => {
+                if let Some(t) = tap.take() {
+                    t.finish(pos(&s.clock));
+                }
+                return;
+            }
             r = s.sock_a.recv_from(&mut buf_a) => {
                 let Ok((n, src)) = r else { continue };
                 if !la.accept(src) {
                     s.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                crate::media::session::tap_packet(&mut tap, hotline_core::media::TapSide::Caller, &mut heard, &buf_a[..n], codec_a, pos(&s.clock), &mut pcm);
                 let what = s.a_to_b.forward(&buf_a[..n], &mut out);
                 if out.is_empty() {
                     s.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -362,6 +384,7 @@ async fn run_relay(mut s: RelaySetup) {
                     continue;
                 }
                 let _ = s.sock_a.send_to(&out, la.addr).await;
+                crate::media::session::tap_packet(&mut tap, hotline_core::media::TapSide::Agent, &mut said, &out, codec_a, pos(&s.clock), &mut pcm);
                 s.stats.b_to_a.fetch_add(1, Ordering::Relaxed);
                 s.metric_b_to_a.inc();
             }

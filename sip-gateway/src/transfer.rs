@@ -310,6 +310,9 @@ impl Engine {
             (sock_a, remote_a, a_media),
             (sock_b, media.addr, b_media),
             stats,
+            // The recording of the call ended with the first relay (known gap: the part
+            // after a blind transfer is not recorded yet).
+            None,
         );
         if let Some(call) = self.calls.get_mut(id) {
             call.relay = Some(cancel);

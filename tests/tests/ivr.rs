@@ -249,6 +249,59 @@ async fn journey(rfc4733: bool) -> Result<()> {
         "the status was reached: {path}"
     );
     assert_eq!(fact_agent.as_deref(), Some("8001"));
+
+    // The whole call is recorded: stereo, caller left, what the caller heard right, as long
+    // as the call.
+    let (call_id, answered, ended): (String, i64, i64) =
+        sqlx::query_as("SELECT id, answered_at, ended_at FROM sip_calls")
+            .fetch_one(&mut db)
+            .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (state, rel, agent, duration_ms) = loop {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT state, path, agent, duration_ms FROM recordings WHERE call_id = $1",
+        )
+        .bind(&call_id)
+        .fetch_optional(&mut db)
+        .await?;
+        match row {
+            Some(r) if r.0 != "recording" => break r,
+            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert_eq!((state.as_str(), agent.as_str()), ("finished", "8001"));
+    let call_ms = ended - answered;
+    assert!(
+        (duration_ms - call_ms).abs() <= 40,
+        "recording {duration_ms} ms, call {call_ms} ms"
+    );
+    let wav = hound::WavReader::open(data.join("recordings").join(&rel))?;
+    let spec = wav.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let samples: Vec<i16> = wav.into_samples::<i16>().collect::<Result<_, _>>()?;
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    assert!(
+        (left.len() as i64 / 8 - call_ms).abs() <= 40,
+        "{} samples for {call_ms} ms",
+        left.len()
+    );
+    // The welcome (first 5 s): the caller is silent, the prompt is heard.
+    let welcome = 8 * 5_000;
+    assert!(hotline_tests::caller::rms(&right[..welcome]) > 500.0);
+    assert!(hotline_tests::caller::rms(&left[..welcome]) < 50.0);
+    // The caller's tone to the agent is on the left.
+    let loudest_left = left
+        .chunks(1600)
+        .map(hotline_tests::caller::rms)
+        .fold(0.0, f64::max);
+    assert!(
+        loudest_left > 3000.0,
+        "caller's tone on the left: {loudest_left}"
+    );
     if !server_alive(server) {
         bail!("the server died");
     }

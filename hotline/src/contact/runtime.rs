@@ -310,6 +310,17 @@ impl Runtime {
                     return;
                 };
                 c.ringing = None;
+                // The recording row names the agent (the ACD's agent id is the seat).
+                let (pool, queue) = (self.pool.clone(), c.fact.queue.clone());
+                let (cid, s2) = (call_id.clone(), seat.clone());
+                tokio::spawn(async move {
+                    if let Err(e) =
+                        hotline_recording::store::set_agent(&pool, now, &cid, &s2, &s2, &queue)
+                            .await
+                    {
+                        tracing::warn!(call = %cid, error = %e, "naming the agent on the recording failed");
+                    }
+                });
                 match c.phase {
                     Phase::Queued => {
                         if self

@@ -69,6 +69,59 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
         "坐席签出",
         logout,
     )
+    .route(
+        Method::POST,
+        "/api/v1/calls/{id}/recording",
+        Access::Roles(ACT),
+        "acd",
+        "暂停或恢复通话录音（如客户报银行卡号时）",
+        set_recording,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingBody {
+    pub paused: bool,
+}
+
+async fn set_recording(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    me: CurrentUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RecordingBody>,
+) -> ApiResult<Json<Value>> {
+    let gw = state
+        .gateway
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("SIP 网关未运行".into()))?;
+    let changed = gw
+        .set_recording_paused(&id, body.paused)
+        .await
+        .map_err(|e| match e {
+            hotline_sip_gateway::GatewayError::CallNotFound(_) => {
+                ApiError::NotFound(format!("通话 {id} 不在进行中"))
+            }
+            other => ApiError::Unavailable(other.to_string()),
+        })?;
+    let action = if body.paused {
+        "recording.pause"
+    } else {
+        "recording.resume"
+    };
+    state
+        .audit_by(
+            &me,
+            &addr,
+            action,
+            &format!("call:{id}"),
+            &changed.to_string(),
+        )
+        .await?;
+    Ok(Json(
+        serde_json::json!({"call_id": id, "paused": body.paused, "changed": changed}),
+    ))
 }
 
 fn centre(state: &AppState) -> ApiResult<&ContactCentre> {

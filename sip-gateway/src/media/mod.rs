@@ -7,6 +7,7 @@
 //! - [`jitter`]: the small adaptive jitter buffer for audio we consume (sans-IO).
 //! - [`dtmf_inband`]: Goertzel DTMF detection for trunks that send digits as tones.
 //! - `session`: the per-call tokio task that drives the above.
+//! - `tap`: decoded audio of both sides, placed by RTP timestamp, for the recorder.
 
 pub mod clip;
 pub mod dtmf_inband;
@@ -14,5 +15,6 @@ pub(crate) mod jitter;
 pub(crate) mod player;
 pub mod rfc4733;
 pub(crate) mod session;
+pub(crate) mod tap;
 
 pub use clip::MediaClip;

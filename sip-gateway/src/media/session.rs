@@ -21,9 +21,11 @@ use super::dtmf_inband::InbandDtmfDetector;
 use super::jitter::{Frame, JitterBuffer};
 use super::player::{FRAME, Player, Stream};
 use super::rfc4733::EventReceiver;
+use super::tap::{TapClock, decode};
 use crate::app::{AppEvent, DtmfSource};
 use crate::rtp::{Forwarded, Forwarder, LegMedia, RelayStats, parse_rtp};
 use crate::sdp::Codec;
+use hotline_core::media::{CallTap, TapSide};
 
 /// What the engine asks of a call's media task.
 #[derive(Debug)]
@@ -40,6 +42,11 @@ pub(crate) enum MediaCmd {
         ssrc_b: u32,
     },
     Unbridge,
+    /// Pause or resume the call's recording; answers whether the state changed.
+    SetRecordingPaused {
+        paused: bool,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 pub(crate) struct MediaSetup {
@@ -56,6 +63,8 @@ pub(crate) struct MediaSetup {
     pub(crate) cancel: CancellationToken,
     pub(crate) cmds: mpsc::UnboundedReceiver<MediaCmd>,
     pub(crate) stream: Stream,
+    /// The recorder's tap, when the call is recorded.
+    pub(crate) tap: Option<Box<dyn CallTap>>,
 }
 
 struct Bridge {
@@ -135,6 +144,11 @@ async fn run(mut s: MediaSetup) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let (mut buf_a, mut buf_b) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut out = Vec::with_capacity(2048);
+    let started = s.clock.now_ms();
+    let pos = |clock: &Arc<dyn Clock>| u64::try_from(clock.now_ms() - started).unwrap_or(0) * 8;
+    let (mut heard, mut said) = (TapClock::default(), TapClock::default());
+    let mut pcm = Vec::with_capacity(FRAME);
+    let mut tap = s.tap.take();
     loop {
         let sock_b = bridge.as_ref().map(|b| b.sock.clone());
         let recv_b = async {
@@ -144,9 +158,23 @@ async fn run(mut s: MediaSetup) {
             }
         };
         tokio::select! {
-            _ = s.cancel.cancelled() => return,
+            _ = s.cancel.cancelled() => {
+                if let Some(t) = tap.take() {
+                    t.finish(pos(&s.clock));
+                }
+                return;
+            }
             cmd = s.cmds.recv() => match cmd {
-                None => return,
+                None => {
+                    if let Some(t) = tap.take() {
+                        t.finish(pos(&s.clock));
+                    }
+                    return;
+                }
+                Some(MediaCmd::SetRecordingPaused { paused, reply }) => {
+                    let changed = tap.as_mut().is_some_and(|t| t.set_paused(paused));
+                    let _ = reply.send(changed);
+                }
                 Some(MediaCmd::Play { id, clips }) => player.play(id, clips),
                 Some(MediaCmd::Stop) => player.stop(),
                 Some(MediaCmd::Bridge { sock_b, remote_b, b_media, ssrc_b }) => {
@@ -177,6 +205,7 @@ async fn run(mut s: MediaSetup) {
                 if t.sent {
                     let _ = s.sock_a.send_to(&out, remote_a).await;
                     s.stats.played.fetch_add(1, Ordering::Relaxed);
+                    tap_packet(&mut tap, TapSide::Agent, &mut said, &out, s.a_media.codec, pos(&s.clock), &mut pcm);
                 }
                 for id in t.finished {
                     let _ = s.app.send(AppEvent::PlayFinished { call_id: s.call_id.clone(), id });
@@ -193,6 +222,7 @@ async fn run(mut s: MediaSetup) {
                     continue;
                 }
                 let pkt = &buf_a[..n];
+                tap_packet(&mut tap, TapSide::Caller, &mut heard, pkt, s.a_media.codec, pos(&s.clock), &mut pcm);
                 for (digit, source) in ears.hear(pkt, bridge.is_none()) {
                     report_digit(&s, digit, source);
                 }
@@ -225,8 +255,34 @@ async fn run(mut s: MediaSetup) {
                 let _ = s.sock_a.send_to(&out, remote_a).await;
                 s.stats.b_to_a.fetch_add(1, Ordering::Relaxed);
                 s.metric_b_to_a.inc();
+                tap_packet(&mut tap, TapSide::Agent, &mut said, &out, s.a_media.codec, pos(&s.clock), &mut pcm);
             }
         }
+    }
+}
+
+/// Hands one RTP packet's audio (when it is `codec`, not an event) to the tap.
+pub(crate) fn tap_packet(
+    tap: &mut Option<Box<dyn CallTap>>,
+    side: TapSide,
+    clock: &mut TapClock,
+    pkt: &[u8],
+    codec: Codec,
+    now: u64,
+    pcm: &mut Vec<i16>,
+) {
+    let Some(t) = tap.as_mut() else {
+        return;
+    };
+    let Some(h) = parse_rtp(pkt) else {
+        return;
+    };
+    if Codec::from_pt(h.pt) != Some(codec) {
+        return;
+    }
+    if let Some(at) = clock.position(h.ssrc, h.ts, now) {
+        decode(codec, &pkt[h.payload.0..h.payload.1], pcm);
+        t.audio(side, at, pcm);
     }
 }
 

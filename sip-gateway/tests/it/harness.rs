@@ -137,6 +137,7 @@ impl Harness {
                 rng: Arc::new(SeededRng::new(std::process::id().into())),
                 cancel: cancel.clone(),
                 app: Some(app_tx),
+                tap: None,
             },
         )
         .await?;

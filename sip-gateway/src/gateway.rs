@@ -85,6 +85,15 @@ impl Gateway {
         let (udp, tcp, local_addr) = bind(&config).await?;
         let now = deps.clock.now_ms();
         let bindings = store::list_bindings(&deps.pool, now).await?;
+        // Calls that were up when the process died (kill -9, power loss) cannot still be
+        // up: their records are closed now, marked as interrupted.
+        let interrupted = store::close_interrupted_calls(&deps.pool, now).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                calls = interrupted,
+                "call records left open by the previous run closed as interrupted"
+            );
+        }
         let (reg_tx, reg_rx) = watch::channel(0u64);
         let engine = Engine::new(EngineParts {
             cfg: config.clone(),

@@ -291,6 +291,22 @@ pub struct CallRecord {
     pub transferred_to: Option<String>,
 }
 
+/// Closes the records of calls that have no end (the process stopped without hanging them
+/// up): `end_cause = 'interrupted'`, ended at `now` (when it was noticed). Returns how many.
+pub(crate) async fn close_interrupted_calls(
+    pool: &AnyPool,
+    now: UnixMillis,
+) -> Result<u64, GatewayError> {
+    let r = sqlx::query(
+        "UPDATE sip_calls SET ended_at = $1, end_cause = 'interrupted', hangup_side = 'system' \
+         WHERE ended_at IS NULL",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 pub(crate) async fn save_call(pool: &AnyPool, c: &CallRecord) -> Result<(), GatewayError> {
     sqlx::query(
         "INSERT INTO sip_calls (id, direction, caller, callee, trunk, seat, a_call_id, \

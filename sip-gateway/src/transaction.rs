@@ -144,7 +144,12 @@ fn server_key(req: &Request) -> (String, String) {
     // Without an RFC 3261 branch, fall back to Call-ID + CSeq number (RFC 2543 matching).
     let branch = req.branch();
     let id = if branch.starts_with("z9hG4bK") {
-        branch
+        // RFC 3261 §17.2.3: the branch together with the top Via's sent-by identifies the
+        // transaction, so two clients that happen to use the same branch do not collide.
+        match req.top_via() {
+            Some(v) => format!("{branch}|{}:{}", v.host, v.port.unwrap_or(0)),
+            None => branch,
+        }
     } else {
         format!("{}|{}|{}", req.call_id(), req.cseq().0, branch)
     };
@@ -359,6 +364,22 @@ mod tests {
         // Timer J: forgotten after 64*T1.
         t.handle_timeout(2 + T64 + 1);
         assert_eq!(t.on_request(T64 + 10, &r), Incoming::New);
+    }
+
+    #[test]
+    fn the_same_branch_from_another_sent_by_is_another_transaction() {
+        // RFC 3261 §17.2.3: branch + sent-by; two callers with one (badly chosen) branch.
+        let mut t = Transactions::default();
+        let a = req("INVITE", "z9hG4bKsame");
+        let text = String::from_utf8(a.to_bytes())
+            .unwrap()
+            .replace("1.2.3.4:5060", "1.2.3.4:5062");
+        let Ok(Message::Request(b)) = parse(text.as_bytes()) else {
+            panic!("parse");
+        };
+        assert_eq!(t.on_request(0, &a), Incoming::New);
+        assert_eq!(t.on_request(1, &b), Incoming::New);
+        assert_eq!(t.on_request(2, &b), Incoming::Retransmission(None));
     }
 
     #[test]

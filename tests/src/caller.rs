@@ -103,8 +103,9 @@ impl Caller {
         );
         let call_id = format!("e2e-{}@127.0.0.1", me.port());
         let invite = format!(
-            "INVITE sip:{did}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKe2e1;rport\r\nFrom: <sip:{caller}@{me}>;tag=c1\r\nTo: <sip:{did}@{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
+            "INVITE sip:{did}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKe2e{port};rport\r\nFrom: <sip:{caller}@{me}>;tag=c1\r\nTo: <sip:{did}@{server}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            port = me.port()
         );
         sip.send_to(invite.as_bytes(), server).await?;
         let mut buf = vec![0u8; 8192];
@@ -152,10 +153,11 @@ impl Caller {
     async fn send_request(&self, method: &str, cseq: u32) -> Result<()> {
         let me = self.sip.local_addr()?;
         let msg = format!(
-            "{method} sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKe2e{method}{cseq};rport\r\nFrom: <sip:caller@{me}>;tag=c1\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            "{method} sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKe2e{method}{cseq}x{port};rport\r\nFrom: <sip:caller@{me}>;tag=c1\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             srv = self.server,
             to = self.to_tag,
             cid = self.call_id,
+            port = me.port(),
         );
         self.sip.send_to(msg.as_bytes(), self.server).await?;
         Ok(())

@@ -53,6 +53,7 @@ pub fn start(deps: ContactDeps) -> Result<ContactCentre, AgentError> {
         events: deps.events,
         acd,
         calls: HashMap::new(),
+        not_ready: HashMap::new(),
         gate: Arc::new(Mutex::new(SelfServiceGate::default())),
         lookup_tx,
     };
@@ -104,6 +105,8 @@ struct Runtime {
     events: Arc<dyn hotline_core::EventSink>,
     acd: Acd,
     calls: HashMap<String, CallCtx>,
+    /// Agents not ready now: since when and why (a period is stored when it ends).
+    not_ready: HashMap<String, (UnixMillis, String)>,
     gate: Arc<Mutex<SelfServiceGate>>,
     lookup_tx: mpsc::UnboundedSender<LookupDone>,
 }
@@ -748,10 +751,38 @@ impl Runtime {
                 }
                 self.spawn_callback(&call_id, number, Some(queue), CallbackSource::QueueRequest);
             }
+            AcdEvent::AgentStateChanged { at, agent, state } => {
+                let reason = match &state {
+                    hotline_ivr::queue::AgentState::NotReady { reason } => Some(reason.clone()),
+                    _ => None,
+                };
+                let open = self.not_ready.get(&agent).cloned();
+                if let Some((from_at, was)) = open
+                    && reason.as_deref() != Some(was.as_str())
+                {
+                    // A not-ready period ended (or its reason changed): it counts in the
+                    // agent's not-ready time.
+                    self.not_ready.remove(&agent);
+                    let period = hotline_crm::stats::NotReadyPeriod {
+                        agent: agent.clone(),
+                        from_at,
+                        to_at: at,
+                        reason: was,
+                    };
+                    let (crm, rng) = (self.crm.clone(), self.rng.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crm.record_not_ready(rng.as_ref(), &period).await {
+                            tracing::error!(error = %e, "storing a not-ready period failed");
+                        }
+                    });
+                }
+                if let Some(r) = reason {
+                    self.not_ready.entry(agent).or_insert((at, r));
+                }
+            }
             AcdEvent::CallQueued { .. }
             | AcdEvent::AgentRinging { .. }
-            | AcdEvent::RingNoAnswer { .. }
-            | AcdEvent::AgentStateChanged { .. } => {}
+            | AcdEvent::RingNoAnswer { .. } => {}
         }
     }
 

@@ -773,6 +773,44 @@ async fn callback_attempt(
     Ok(Json(json!(cb)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallBody {
+    /// The agent's seat, rung first.
+    seat: String,
+}
+
+/// Click-to-call from a callback task: the number comes from the task, so the agent starts
+/// the call without seeing it unmasked; the attempt is audited like every outbound call.
+async fn callback_call(
+    st: axum::extract::State<AppState>,
+    u: CurrentUser,
+    a: ClientAddr,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<CallBody>,
+) -> ApiResult<Json<Value>> {
+    let task = store(&st).callback(&id).await.map_err(api_error)?;
+    let gw = st
+        .gateway
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("SIP 网关未运行".into()))?;
+    let result = gw.click_to_call(&b.seat, &task.phone).await;
+    let detail = match &result {
+        Ok(call) => format!("call:{call}"),
+        Err(e) => format!("refused: {e}"),
+    };
+    st.audit_by(
+        &u,
+        &a.0,
+        "callback.call",
+        &format!("callback:{id}"),
+        &detail,
+    )
+    .await?;
+    let call_id = result?;
+    Ok(Json(json!({"callback_id": id, "call_id": call_id})))
+}
+
 async fn callback_cancel(
     st: axum::extract::State<AppState>,
     u: CurrentUser,
@@ -1231,6 +1269,14 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
         "callbacks",
         "登记回访结果",
         callback_attempt,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/callbacks/{id}/call",
+        Roles(CALLBACKS),
+        "callbacks",
+        "从回访任务外呼（分机先振铃，接起后拨客户）",
+        callback_call,
     )
     .route(
         Method::POST,

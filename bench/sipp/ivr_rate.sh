@@ -17,6 +17,7 @@ command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester
 
 cargo build --release -p hotline --bins >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/hotline
+[ -x "$bin" ] || bin="$PWD/$bin"
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" init --data-dir "$work/data" >/dev/null

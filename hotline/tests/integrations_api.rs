@@ -594,9 +594,27 @@ hotline_testkit::db_test!(
             (StatusCode::OK, Some(true)),
             "{r}"
         );
-        // the same order again (new nonce): idempotent
+        let ticket_id = r["ticket_id"].as_str().unwrap_or_default().to_string();
+        assert!(!ticket_id.is_empty(), "the order became a CRM ticket: {r}");
+        // the same order again (new nonce): idempotent, the same ticket
         let (s, r) = send(&a.app, signed(&body, ts, "nonce-00000002", SECRET)).await;
         assert_eq!((s, r["created"].as_bool()), (StatusCode::OK, Some(false)));
+        assert_eq!(r["ticket_id"].as_str(), Some(ticket_id.as_str()));
+        let (kind, ext, due): (String, String, i64) = sqlx::query_as(sqlx::AssertSqlSafe(
+            "SELECT kind, external_ref, due_at FROM crm_tickets".to_string(),
+        ))
+        .fetch_one(&t.pool)
+        .await?;
+        assert_eq!(
+            (kind.as_str(), ext.as_str()),
+            ("work_order_12345", "GD-20251105-0001")
+        );
+        // 2025-11-07 17:00 in Beijing is 09:00 UTC.
+        assert_eq!(due, 1_762_506_000_000);
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM crm_tickets")
+            .fetch_one(&t.pool)
+            .await?;
+        assert_eq!(n, 1);
         // replayed, stale, badly signed, unsigned
         let (s, r) = send(&a.app, signed(&body, ts, "nonce-00000002", SECRET)).await;
         assert_eq!(

@@ -72,7 +72,7 @@ pub fn api_error(e: CrmError) -> ApiError {
     }
 }
 
-fn store(st: &AppState) -> CrmStore {
+pub(crate) fn store(st: &AppState) -> CrmStore {
     CrmStore::new(
         st.db.pool.clone(),
         st.config.crm.clone(),

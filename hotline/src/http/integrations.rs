@@ -800,7 +800,41 @@ async fn push_order(
             )
             .await?;
     }
-    Ok(Json(json!({ "order_no": o.order_no, "id": o.id, "created": created })).into_response())
+    // Each order becomes a CRM ticket with the order's own deadline, once: a repeated push
+    // finds the order already linked.
+    let ticket_id = if o.ticket_id.is_empty() {
+        let ticket = super::crm::store(&st)
+            .create_ticket(
+                now,
+                st.rng.as_ref(),
+                &hotline_crm::Actor::new("12345", hotline_core::Role::Admin),
+                hotline_crm::store::NewTicket {
+                    kind: Some(hotline_crm::TicketKind::WorkOrder12345),
+                    title: format!("12345工单 {}：{}", o.order_no, o.title),
+                    body: o.content.clone(),
+                    contact_id: None,
+                    caller_phone: o.caller_phone.clone(),
+                    application_code: None,
+                    call_id: None,
+                    recording_id: None,
+                    external_ref: Some(o.order_no.clone()),
+                    external_due: Some(o.deadline_at),
+                    named_agent: None,
+                },
+            )
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        workorder::set_ticket(&st.db.pool, now, &o.order_no, &ticket.id)
+            .await
+            .map_err(api_err)?;
+        ticket.id
+    } else {
+        o.ticket_id.clone()
+    };
+    Ok(Json(
+        json!({ "order_no": o.order_no, "id": o.id, "created": created, "ticket_id": ticket_id }),
+    )
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]

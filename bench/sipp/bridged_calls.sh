@@ -12,32 +12,8 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 levels=("$@")
 [ ${#levels[@]} -gt 0 ] || levels=(100 500 1000)
-command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester)" >&2; exit 1; }
-cargo build --release -p hotline --bins >/dev/null
-bin=${CARGO_TARGET_DIR:-target}/release/hotline
-[ -x "$bin" ] || bin="$root/$bin"
-work=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-seat_pw=$("$bin" init --data-dir "$work/data" | sed -n 's/^ *seat 8001: *//p')
-cat >"$work/hotline.toml" <<TOML
-[log]
-filter = "warn"
-[sip]
-listen = "127.0.0.1:5091"
-routes = [{ did = "02212345", target = "seat:8001" }]
-qualify_interval_secs = 0
-max_calls_per_second_per_source = 100000
-[sip.trunk]
-channels = 5000
-peers = [{ name = "e1", address = "127.0.0.1/32" }]
-[sip.rtp]
-port_min = 20000
-port_max = 59998
-TOML
-"$bin" --config "$work/hotline.toml" serve --data-dir "$work/data" --http 127.0.0.1:0 >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do grep -q "SIP (UDP+TCP)" "$work/serve.log" && break; sleep 0.1; done
+. bench/sipp/lib.sh
+start_hotline 5091 '[{ did = "02212345", target = "seat:8001" }]'
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -60,10 +36,7 @@ for n in "${levels[@]}"; do
   rss=$(rss_kib)
   wait "$caller" || true
   wait "$seat" || true
-  head=$(head -n 1 "$work/stat_$n.csv"); last=$(tail -n 1 "$work/stat_$n.csv")
-  col() { echo "$head" | tr ';' '\n' | grep -nx "$1" | cut -d: -f1; }
-  ok=$(echo "$last" | cut -d';' -f"$(col 'SuccessfulCall(C)')")
-  failed=$(echo "$last" | cut -d';' -f"$(col 'FailedCall(C)')")
+  read -r ok failed < <(sipp_counts "$work/stat_$n.csv")
   awk -v n="$n" -v ok="$ok" -v f="$failed" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" \
       -v hz="$ticks" -v rss="$rss" -v idle="$idle" 'BEGIN {
     printf "%6d %7d %7d %9.1f %9.1f %12.1f\n", n, ok, f, 100 * (c1 - c0) / hz / (t1 - t0),

@@ -172,26 +172,12 @@ impl Engine {
         self.m.channels_in_use.set(i64::from(self.cap.in_use()));
         let id = IdGenerator::new_id(now, self.rng.as_ref());
         let a_tag = self.token(6);
-        let from = req.from();
-        let caller = from.as_ref().and_then(NameAddr::user).unwrap_or_default();
-        let a_contact = req
-            .headers
-            .get("Contact")
-            .and_then(NameAddr::parse)
-            .map(|n| n.uri)
-            .or_else(|| from.as_ref().map(|f| f.uri.clone()))
+        let caller = req
+            .from()
+            .as_ref()
+            .and_then(NameAddr::user)
             .unwrap_or_default();
-        let a = Dialog {
-            call_id: req.call_id().to_string(),
-            local: format!("{};tag={a_tag}", req.headers.get("To").unwrap_or("")),
-            remote: req.headers.get("From").unwrap_or("").to_string(),
-            remote_target: a_contact,
-            target: Target {
-                transport,
-                addr: source,
-            },
-            local_cseq: 0,
-        };
+        let a = Dialog::uas(&req, &a_tag, transport, source);
         let a_media = LegMedia {
             codec: offer.codecs[0],
             te: offer.telephone_event,

@@ -80,6 +80,36 @@ pub(crate) struct Call {
     pub(crate) app: Option<crate::app::AppLeg>,
 }
 
+impl Dialog {
+    /// Our UAS side of a dialog an INVITE opens (RFC 3261 §12.1.1): their From is the
+    /// remote party, their Contact (else From URI) the remote target, our To gets `tag`.
+    pub(crate) fn uas(
+        req: &Request,
+        tag: &str,
+        transport: Transport,
+        source: std::net::SocketAddr,
+    ) -> Dialog {
+        let remote_target = req
+            .headers
+            .get("Contact")
+            .and_then(NameAddr::parse)
+            .map(|n| n.uri)
+            .or_else(|| req.from().map(|f| f.uri))
+            .unwrap_or_default();
+        Dialog {
+            call_id: req.call_id().to_string(),
+            local: format!("{};tag={tag}", req.headers.get("To").unwrap_or("")),
+            remote: req.headers.get("From").unwrap_or("").to_string(),
+            remote_target,
+            target: Target {
+                transport,
+                addr: source,
+            },
+            local_cseq: 0,
+        }
+    }
+}
+
 impl Call {
     pub(crate) fn is_ended(&self) -> bool {
         self.state == State::Ended
@@ -347,24 +377,7 @@ impl Engine {
         let a_tag = self.token(6);
         let from = req.from();
         let caller = from.as_ref().and_then(NameAddr::user).unwrap_or_default();
-        let a_contact = req
-            .headers
-            .get("Contact")
-            .and_then(NameAddr::parse)
-            .map(|n| n.uri)
-            .or_else(|| from.as_ref().map(|f| f.uri.clone()))
-            .unwrap_or_default();
-        let a = Dialog {
-            call_id: req.call_id().to_string(),
-            local: format!("{};tag={a_tag}", req.headers.get("To").unwrap_or("")),
-            remote: req.headers.get("From").unwrap_or("").to_string(),
-            remote_target: a_contact,
-            target: Target {
-                transport,
-                addr: source,
-            },
-            local_cseq: 0,
-        };
+        let a = Dialog::uas(&req, &a_tag, transport, source);
         let a_codec = offer.codecs[0];
         let a_media = LegMedia {
             codec: a_codec,

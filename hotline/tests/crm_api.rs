@@ -6,21 +6,18 @@ use hotline::http::crm;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use hotline::config::Config;
 use hotline::db::Db;
-use hotline::db::users::NewUser;
 use hotline::http::AppState;
-use hotline::http::access::{Access, ApiBuilder, CSRF_HEADER, RouteSpec, SESSION_COOKIE};
+use hotline::http::access::{Access, ApiBuilder, RouteSpec};
 use hotline_core::events::NullSink;
 use hotline_core::metrics::Registry;
 use hotline_core::{ManualClock, Role, SystemRng};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use serde_json::json;
 
 /// 2026-11-29 10:00 in Tianjin (02:00 UTC).
-const T0: i64 = 1_795_917_600_000;
+use common::T0;
 
 fn state(db: Db, data_dir: &std::path::Path) -> AppState {
     let config = Config {
@@ -47,79 +44,8 @@ fn app(st: &AppState) -> (axum::Router, Vec<RouteSpec>) {
     )
 }
 
-#[derive(Clone)]
-struct Client {
-    app: axum::Router,
-    session: Option<(String, String)>,
-}
-
-impl Client {
-    async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&str, Vec<u8>)>,
-    ) -> (StatusCode, Vec<u8>, HeaderMap) {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Some((token, csrf)) = &self.session {
-            b = b
-                .header(header::COOKIE, format!("{SESSION_COOKIE}={token}"))
-                .header(CSRF_HEADER, csrf);
-        }
-        let req = match body {
-            Some((ct, bytes)) => b.header(header::CONTENT_TYPE, ct).body(Body::from(bytes)),
-            None => b.body(Body::empty()),
-        }
-        .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (status, bytes.to_vec(), headers)
-    }
-
-    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
-        let (s, bytes, _) = self.raw(method, path, body).await;
-        (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.json(Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.json(Method::POST, path, Some(body)).await
-    }
-}
-
-async fn login_as(
-    db: &Db,
-    st: &AppState,
-    app: &axum::Router,
-    name: &str,
-    role: Role,
-) -> anyhow::Result<Client> {
-    let u = db
-        .create_user(
-            T0,
-            &SystemRng,
-            NewUser {
-                username: name,
-                display_name: name,
-                role,
-                password_hash: "unused",
-            },
-        )
-        .await?;
-    let s = db
-        .create_session(T0, &SystemRng, &u.id, st.session_policy(), "test")
-        .await?;
-    Ok(Client {
-        app: app.clone(),
-        session: Some((s.token, s.csrf_token)),
-    })
-}
+mod common;
+use common::{Client, login_as};
 
 fn concrete(path: &str) -> String {
     path.split('/')

@@ -14,7 +14,7 @@ start_hotline() {
   [ -x "$bin" ] || bin="$PWD/$bin"
   work=$(mktemp -d)
   pid=
-  trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+  trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$work"' EXIT
   seat_pw=$("$bin" init --data-dir "$work/data" | sed -n 's/^ *seat 8001: *//p')
   cat >"$work/hotline.toml" <<TOML
 [log]

@@ -242,6 +242,20 @@ impl Config {
         if let Err(e) = self.ivr.acd.validate() {
             return Err(invalid("ivr.acd", &e.to_string()));
         }
+        // The gateway rings one seat per call at a time (no forking yet), so ring-all would
+        // leave the other agents "ringing" without a phone that rings.
+        if let Some(i) = self
+            .ivr
+            .acd
+            .queues
+            .iter()
+            .position(|q| q.strategy == hotline_ivr::queue::Strategy::RingAll)
+        {
+            return Err(invalid(
+                &format!("ivr.acd.queues[{i}].strategy"),
+                "ring_all is not supported with SIP seats yet: use longest_idle or round_robin",
+            ));
+        }
         if self.ivr.survey.timeout_ms == 0 {
             return Err(invalid("ivr.survey.timeout_ms", "must be at least 1"));
         }
@@ -530,6 +544,21 @@ mod tests {
     fn example_file_equals_defaults() {
         let c = load_str(DEFAULT_TOML, &[]).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn ivr_settings_are_checked_with_their_key() {
+        let err = load_str(
+            "[[ivr.acd.queues]]\nname = \"hotline\"\nstrategy = \"ring_all\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ivr.acd.queues[0].strategy"), "{err}");
+        let err = load_str("[ivr]\ntransfer_peer = 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ivr.transfer_peer"), "{err}");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Caller {
     cseq: u32,
     seq: u16,
     ts: u32,
+    /// When the call was answered: the RTP clock runs with the wall clock, as a phone's does.
+    started: std::time::Instant,
     /// Offered telephone-event (RFC 4733); without it digits must go in-band.
     pub rfc4733: bool,
 }
@@ -142,6 +144,7 @@ impl Caller {
             cseq: 1,
             seq: 1000,
             ts: 80_000,
+            started: std::time::Instant::now(),
             rfc4733,
         };
         c.send_request("ACK", 1).await?;
@@ -163,11 +166,48 @@ impl Caller {
         Ok(())
     }
 
+    /// Sends audio as a phone does, one 20 ms packet every 20 ms, and returns what was heard
+    /// meanwhile (the far end's audio, whatever arrived).
+    pub async fn talk(&mut self, pcm: &[i16]) -> Result<Heard> {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut heard = Heard::default();
+        let mut buf = [0u8; 2048];
+        for chunk in pcm.chunks(160) {
+            tick.tick().await;
+            self.send_audio(chunk).await?;
+            while let Ok((len, _)) = self.rtp.try_recv_from(&mut buf) {
+                if len >= 12 && buf[1] & 0x7f == 8 {
+                    heard.packets += 1;
+                    heard.samples.extend(
+                        buf[12..len]
+                            .iter()
+                            .map(|&b| audio_codec_algorithms::decode_alaw(b)),
+                    );
+                }
+            }
+        }
+        Ok(heard)
+    }
+
+    /// The timestamp of the next packet: where the wall clock is (a phone's clock runs over
+    /// silence too), or right after the previous packet when sending ahead of it.
+    fn next_ts(&mut self) -> u32 {
+        let wall = 80_000u32.wrapping_add((self.started.elapsed().as_millis() as u32) * 8);
+        let next = self.ts.wrapping_add(160);
+        self.ts = if (wall.wrapping_sub(next) as i32) > 0 {
+            wall
+        } else {
+            next
+        };
+        self.ts
+    }
+
     pub async fn send_audio(&mut self, pcm: &[i16]) -> Result<()> {
         for chunk in pcm.chunks(160) {
+            let ts = self.next_ts();
             let mut p = vec![0x80, 8];
             p.extend_from_slice(&self.seq.to_be_bytes());
-            p.extend_from_slice(&self.ts.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
             p.extend_from_slice(&0x00CA_11E5u32.to_be_bytes());
             p.extend(
                 chunk
@@ -176,7 +216,6 @@ impl Caller {
             );
             self.rtp.send_to(&p, self.media).await?;
             self.seq = self.seq.wrapping_add(1);
-            self.ts = self.ts.wrapping_add(160);
         }
         Ok(())
     }
@@ -190,13 +229,14 @@ impl Caller {
             return self.send_audio(&pcm).await;
         }
         let event = "0123456789*#".find(key).context("key")? as u8;
+        let ts = self.next_ts();
         for (i, end) in [false, false, false, true, true, true]
             .into_iter()
             .enumerate()
         {
             let mut p = vec![0x80, if i == 0 { 0x80 | 101 } else { 101 }];
             p.extend_from_slice(&self.seq.to_be_bytes());
-            p.extend_from_slice(&self.ts.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
             p.extend_from_slice(&0x00CA_11E5u32.to_be_bytes());
             let duration = (i.min(3) as u16 + 1) * 160;
             p.extend_from_slice(&[event, if end { 0x8a } else { 0x0a }]);
@@ -204,7 +244,8 @@ impl Caller {
             self.rtp.send_to(&p, self.media).await?;
             self.seq = self.seq.wrapping_add(1);
         }
-        self.ts = self.ts.wrapping_add(800);
+        // The event lasted 100 ms; its packets all carry its start timestamp.
+        self.ts = ts.wrapping_add(640);
         Ok(())
     }
 

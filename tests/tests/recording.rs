@@ -136,3 +136,107 @@ async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     .await;
     results.into_iter().map(|r| r.expect("ready")).collect()
 }
+
+/// Power of `freq` in `x` relative to its total power (Goertzel over the whole stretch).
+fn tone_share(x: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s0 = f64::from(v) + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let total: f64 = x.iter().map(|&v| f64::from(v).powi(2)).sum();
+    2.0 * power / (x.len() as f64 * total.max(1.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seat_pw = hotline_tests::field(&text(&out.stdout), "seat 8001:").context("seat pw")?;
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        "[sip]\nroutes = [{ did = \"02212345\", target = \"seat:8001\" }]\n\
+         qualify_interval_secs = 0\n\
+         [sip.trunk]\npeers = [{ name = \"e1\", address = \"127.0.0.1/32\" }]\n\
+         [sip.rtp]\nport_min = 36000\nport_max = 36999\n",
+    )?;
+    let server = serve(config.to_str().unwrap(), d)?;
+    let sip: std::net::SocketAddr = server.sip.parse()?;
+    let seat_port = hotline_tests::free_udp_port().to_string();
+    hotline_tests::Sipp::spawn(
+        &server.sip,
+        "register.xml",
+        &[
+            "-m", "1", "-p", &seat_port, "-s", "8001", "-au", "8001", "-ap", &seat_pw,
+        ],
+    )?
+    .success()
+    .await?;
+    // The seat speaks sipp's speech pcap and hangs up; the caller says a steady 1 kHz tone.
+    let mp = hotline_tests::free_udp_port().to_string();
+    let seat = hotline_tests::Sipp::spawn(
+        &server.sip,
+        "seat_uas_speaks.xml",
+        &[
+            "-m", "1", "-p", &seat_port, "-mp", &mp, "-key", "pt", "8", "-key", "codec", "PCMA",
+        ],
+    )?;
+    let mut caller = Caller::call(sip, "02212345", "13900000077", true).await?;
+    let heard = caller
+        .talk(&hotline_tests::caller::tone(&[1000.0], 6_000, 6000.0))
+        .await?;
+    assert!(heard.rms() > 300.0, "the caller hears the seat");
+    caller.wait_bye().await?; // the seat hangs up
+    seat.success().await?;
+
+    let url = format!("sqlite://{}", data.join("hotline.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await?;
+    let (call_id, answered, ended, side): (String, i64, i64, String) =
+        sqlx::query_as("SELECT id, answered_at, ended_at, hangup_side FROM sip_calls")
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(side, "callee");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (state, rel, duration_ms) = loop {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT state, path, duration_ms FROM recordings WHERE call_id = $1")
+                .bind(&call_id)
+                .fetch_optional(&mut db)
+                .await?;
+        match row {
+            Some(r) if r.0 != "recording" => break r,
+            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    assert_eq!(state, "finished");
+    assert!((duration_ms - (ended - answered)).abs() <= 40);
+    let wav = hound::WavReader::open(data.join("recordings").join(&rel))?;
+    let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    // The middle of the call: the caller's tone left, the seat's speech right.
+    let mid = |x: &[i16]| x[8_000..8 * 5_000].to_vec();
+    let (l, r) = (mid(&left), mid(&right));
+    assert!(
+        tone_share(&l, 1000.0) > 0.8,
+        "left is the caller's 1 kHz tone: {}",
+        tone_share(&l, 1000.0)
+    );
+    assert!(
+        hotline_tests::caller::rms(&r) > 300.0,
+        "right carries the seat's speech"
+    );
+    assert!(
+        tone_share(&r, 1000.0) < 0.2,
+        "right is not the caller: {}",
+        tone_share(&r, 1000.0)
+    );
+    Ok(())
+}

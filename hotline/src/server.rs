@@ -144,12 +144,14 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             cancel: cancel.child_token(),
             app: Some(app_tx),
             // Every answered call is recorded (docs/configuration.md, [recording]).
-            tap: Some(Arc::new(crate::recording_tap::RecordingTap::new(
-                hotline_recording::Recorder::new(&recording, &metrics, clock.clone()),
-                db.pool.clone(),
-                clock.clone(),
-                rng.clone(),
-            ))),
+            tap: recording.enabled.then(|| {
+                Arc::new(crate::recording_tap::RecordingTap::new(
+                    hotline_recording::Recorder::new(&recording, &metrics, clock.clone()),
+                    db.pool.clone(),
+                    clock.clone(),
+                    rng.clone(),
+                )) as Arc<dyn hotline_core::media::MediaTap>
+            }),
         },
     )
     .await

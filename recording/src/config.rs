@@ -11,6 +11,9 @@ use crate::qa::Criterion;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
+    /// Record every answered call. Off only where recording is not allowed (or to measure
+    /// what it costs); playback and QA of earlier recordings keep working.
+    pub enabled: bool,
     /// Archive root; recordings go to `<root>/YYYY/MM/DD/<call-id>.wav`. Empty: the
     /// `recordings` directory inside the data directory.
     pub root: PathBuf,
@@ -37,6 +40,7 @@ pub struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             root: PathBuf::new(),
             backup_path: PathBuf::new(),
             retention_days: 0,

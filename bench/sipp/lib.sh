@@ -3,6 +3,8 @@
 #
 #   start_hotline SIP_PORT 'ROUTES'   e.g. start_hotline 5090 '[{ did = "02296077", target = "ivr" }]'
 #   sipp_counts FILE.csv              prints "<successful> <failed>"
+#   metric NAME                       a value from the server's /metrics (0 when absent)
+# RECORDING=false runs the server without call recording (to measure what it costs).
 # After start_hotline: $bin, $work, $pid (the server) and $seat_pw (seat 8001's password).
 
 command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester)" >&2; exit 1; }
@@ -30,11 +32,19 @@ peers = [{ name = "e1", address = "127.0.0.1/32" }]
 [sip.rtp]
 port_min = 20000
 port_max = 59998
+[recording]
+enabled = ${RECORDING:-true}
 TOML
   "$bin" --config "$work/hotline.toml" serve --data-dir "$work/data" --http 127.0.0.1:0 \
     >"$work/serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "SIP (UDP+TCP)" "$work/serve.log" && break; sleep 0.1; done
+}
+
+metric() {
+  local http
+  http=$(sed -n 's|.*web console and API: *http://\([^/]*\)/.*|\1|p' "$work/serve.log" | head -n 1)
+  curl -s "http://$http/metrics" | awk -v m="$1" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
 sipp_counts() {

@@ -240,8 +240,8 @@ async fn journey(rfc4733: bool) -> Result<()> {
         (agent.as_str(), queue.as_str(), rating.as_str()),
         ("8001", "hotline", "satisfied")
     );
-    let (path, fact_agent): (String, Option<String>) =
-        sqlx::query_as("SELECT ivr_path, agent FROM crm_call_facts")
+    let (path, fact_agent, fact_recording): (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT ivr_path, agent, recording_id FROM crm_call_facts")
             .fetch_one(&mut db)
             .await?;
     assert!(
@@ -271,6 +271,15 @@ async fn journey(rfc4733: bool) -> Result<()> {
         }
     };
     assert_eq!((state.as_str(), agent.as_str()), ("finished", "8001"));
+    let (rec_id,): (String,) = sqlx::query_as("SELECT id FROM recordings WHERE call_id = $1")
+        .bind(&call_id)
+        .fetch_one(&mut db)
+        .await?;
+    assert_eq!(
+        fact_recording.as_deref(),
+        Some(rec_id.as_str()),
+        "the call fact links its recording"
+    );
     let call_ms = ended - answered;
     assert!(
         (duration_ms - call_ms).abs() <= 40,

@@ -680,8 +680,21 @@ impl Runtime {
 
     fn store_fact(&self, mut fact: CallFact, path: Vec<String>) {
         fact.ivr_path = path.join(">");
-        let (crm, rng, now) = (self.crm.clone(), self.rng.clone(), self.now());
+        let (crm, rng, now, pool) = (
+            self.crm.clone(),
+            self.rng.clone(),
+            self.now(),
+            self.pool.clone(),
+        );
         tokio::spawn(async move {
+            // The call's recording (its row exists from the answer), linked on the timeline.
+            if fact.recording_id.is_none() {
+                fact.recording_id = hotline_recording::store::get_by_call(&pool, &fact.call_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|r| r.id);
+            }
             if let Err(e) = crm.record_call(now, rng.as_ref(), &fact).await {
                 tracing::error!(error = %e, "storing the call fact failed");
             }

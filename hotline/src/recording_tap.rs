@@ -2,7 +2,9 @@
 //! becomes a stereo WAV (left the caller, right what the caller hears: IVR and agent) and a
 //! row in `recordings`, stored when the call ends. The tap only queues frames for the
 //! recorder's writer task; it never blocks the RTP path (a full queue drops frames, counted
-//! and written as silence).
+//! and written as silence). Contiguous audio of a side is handed over in 100 ms batches,
+//! not per 20 ms packet: five times fewer messages and wake-ups of the writer task, which is
+//! what the recorder's cost per call is made of.
 
 use std::sync::Arc;
 
@@ -63,25 +65,73 @@ impl MediaTap for RecordingTap {
         Some(Box::new(CallRecording {
             handle,
             tap: self.clone(),
+            pending: [Batch::default(), Batch::default()],
         }))
     }
+}
+
+/// Samples per batch handed to the recorder (100 ms at 8 kHz).
+const BATCH: usize = 800;
+
+/// Contiguous audio of one side not yet handed over.
+#[derive(Default)]
+struct Batch {
+    at: u64,
+    samples: Vec<i16>,
 }
 
 struct CallRecording {
     handle: RecordingHandle,
     tap: RecordingTap,
+    /// Caller, agent.
+    pending: [Batch; 2],
+}
+
+impl CallRecording {
+    fn flush(&mut self, i: usize) {
+        let dir = if i == 0 {
+            Direction::Caller
+        } else {
+            Direction::Agent
+        };
+        let b = &mut self.pending[i];
+        if !b.samples.is_empty() {
+            self.handle.push_frame(dir, b.at, &b.samples);
+            b.samples.clear();
+        }
+    }
+
+    fn flush_all(&mut self) {
+        self.flush(0);
+        self.flush(1);
+    }
 }
 
 impl CallTap for CallRecording {
     fn audio(&mut self, side: TapSide, at: u64, pcm: &[i16]) {
-        let dir = match side {
-            TapSide::Caller => Direction::Caller,
-            TapSide::Agent => Direction::Agent,
+        let i = match side {
+            TapSide::Caller => 0,
+            TapSide::Agent => 1,
         };
-        self.handle.push_frame(dir, at, pcm);
+        let b = &self.pending[i];
+        // Only audio that continues the batch joins it; anything else (a gap, a late or
+        // reordered packet) goes on its own so the recorder places it by its position.
+        if !b.samples.is_empty() && b.at + b.samples.len() as u64 != at {
+            self.flush(i);
+        }
+        let b = &mut self.pending[i];
+        if b.samples.is_empty() {
+            b.at = at;
+        }
+        b.samples.extend_from_slice(pcm);
+        if b.samples.len() >= BATCH {
+            self.flush(i);
+        }
     }
 
     fn set_paused(&mut self, paused: bool) -> bool {
+        // The pause starts after the audio already received.
+        self.flush_all();
         let changed = if paused {
             self.handle.pause()
         } else {
@@ -93,8 +143,9 @@ impl CallTap for CallRecording {
         changed
     }
 
-    fn finish(self: Box<Self>, end: u64) {
-        let CallRecording { handle, tap } = *self;
+    fn finish(mut self: Box<Self>, end: u64) {
+        self.flush_all();
+        let CallRecording { handle, tap, .. } = *self;
         let done = handle.finish(Some(end));
         tokio::spawn(async move {
             let Ok(f) = done.await else {

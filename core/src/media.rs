@@ -33,7 +33,7 @@ pub trait MediaTap: Send + Sync + std::fmt::Debug {
 }
 
 /// One call's tap, owned by the call's media task.
-pub trait CallTap: Send {
+pub trait CallTap: Send + std::fmt::Debug {
     /// Audio of one side at media position `at` (samples since the answer).
     fn audio(&mut self, side: TapSide, at: u64, pcm: &[i16]);
     /// Pause (silence from now on, e.g. while the caller reads out a card number) or resume;

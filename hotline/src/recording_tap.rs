@@ -74,12 +74,13 @@ impl MediaTap for RecordingTap {
 const BATCH: usize = 800;
 
 /// Contiguous audio of one side not yet handed over.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Batch {
     at: u64,
     samples: Vec<i16>,
 }
 
+#[derive(Debug)]
 struct CallRecording {
     handle: RecordingHandle,
     tap: RecordingTap,

@@ -300,6 +300,8 @@ impl Engine {
                 media: tx,
                 seat: SeatLeg::Idle,
             }),
+            // The media task owns this call's tap.
+            tap: None,
         };
         self.by_sip.insert(call.a.call_id.clone(), id.clone());
         self.calls.insert(id.clone(), call);

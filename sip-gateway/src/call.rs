@@ -78,6 +78,9 @@ pub(crate) struct Call {
     pub(crate) session: Option<(u32, UnixMillis)>,
     /// Set when the gateway answered the call for the application (IVR, queue, survey).
     pub(crate) app: Option<crate::app::AppLeg>,
+    /// The recording tap of a bridged call, kept across relays (a transfer restarts the
+    /// relay); finished when the call ends.
+    pub(crate) tap: Option<crate::rtp::SharedTap>,
 }
 
 impl Dialog {
@@ -485,6 +488,7 @@ impl Engine {
             extra_channel: false,
             session: None,
             app: None,
+            tap: None,
         };
         self.by_sip.insert(call.a.call_id.clone(), id.clone());
         self.by_sip.insert(b_call_id, id.clone());
@@ -690,18 +694,21 @@ impl Engine {
         );
         let remote_a = call.a_offer.addr;
         let caller = call.record.caller.clone();
-        let tap = self.open_tap(id, &caller, now);
+        let tap = self
+            .open_tap(id, &caller, now)
+            .map(|t| Arc::new(std::sync::Mutex::new(Some(t))));
         let cancel = self.start_relay(
             id,
             (sock_a, remote_a, a_media),
             (sock_b, answer.addr, b_media),
             stats,
-            tap,
+            (tap.clone(), now),
         );
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         call.relay = Some(cancel);
+        call.tap = tap;
         let record = call.record.clone();
         let seat = record.seat.clone().unwrap_or_default();
         self.send_response(&req, r, t);
@@ -727,7 +734,7 @@ impl Engine {
         a: (Arc<UdpSocket>, std::net::SocketAddr, LegMedia),
         b: (Arc<UdpSocket>, std::net::SocketAddr, LegMedia),
         stats: Arc<RelayStats>,
-        tap: Option<Box<dyn hotline_core::media::CallTap>>,
+        (tap, origin): (Option<crate::rtp::SharedTap>, UnixMillis),
     ) -> CancellationToken {
         let mut seed = [0u8; 12];
         self.rng.fill(&mut seed);
@@ -748,6 +755,8 @@ impl Engine {
             metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
             cancel: cancel.clone(),
             tap,
+            origin,
+            finish_tap: false,
         });
         cancel
     }
@@ -1106,6 +1115,9 @@ impl Engine {
         call.gc_at = Some(now + T64);
         if let Some(c) = call.relay.take() {
             c.cancel();
+        }
+        if let Some(t) = call.tap.take() {
+            crate::rtp::finish_tap(&t, call.record.answered_at.unwrap_or(now), now);
         }
         call.record.ended_at = Some(now);
         call.record.end_cause = Some(cause.to_string());

@@ -489,8 +489,12 @@ impl Engine {
                         metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
                         metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
                         cancel: cancel.clone(),
-                        // Click-to-call legs are not recorded yet (known gap).
-                        tap: None,
+                        // Recorded like any call: the customer is the left channel.
+                        tap: self
+                            .open_tap(id, &call.record.callee, now)
+                            .map(|t| Arc::new(std::sync::Mutex::new(Some(t)))),
+                        origin: now,
+                        finish_tap: true,
                     });
                 }
                 call.relay = Some(cancel);

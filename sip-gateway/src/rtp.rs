@@ -298,8 +298,25 @@ pub(crate) struct RelaySetup {
     pub(crate) metric_a_to_b: Series,
     pub(crate) metric_b_to_a: Series,
     pub(crate) cancel: CancellationToken,
-    /// The recorder's tap (leg A is the caller), when the call is recorded.
-    pub(crate) tap: Option<Box<dyn hotline_core::media::CallTap>>,
+    /// The recorder's tap (leg A is the caller), when the call is recorded. Shared with the
+    /// call, so that a relay restarted by a transfer keeps recording into the same file.
+    pub(crate) tap: Option<SharedTap>,
+    /// Media position 0 (the answer), for every relay of the call.
+    pub(crate) origin: UnixMillis,
+    /// Finish the tap when this relay is cancelled (click-to-call); otherwise the call
+    /// finishes it when it ends.
+    pub(crate) finish_tap: bool,
+}
+
+/// A call's recording tap, shared by the call and its current relay.
+pub(crate) type SharedTap = Arc<std::sync::Mutex<Option<Box<dyn hotline_core::media::CallTap>>>>;
+
+/// Finishes a shared tap at the media position of `now` (once; later calls do nothing).
+pub(crate) fn finish_tap(tap: &SharedTap, origin: UnixMillis, now: UnixMillis) {
+    let taken = tap.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(t) = taken {
+        t.finish(u64::try_from(now - origin).unwrap_or(0) * 8);
+    }
 }
 
 /// A leg's remote address: the SDP's until the first packet arrives, then the packet's source
@@ -334,20 +351,27 @@ async fn run_relay(mut s: RelaySetup) {
     };
     let (mut buf_a, mut buf_b) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut out = Vec::with_capacity(2048);
-    let started = s.clock.now_ms();
+    let started = s.origin;
     let pos = |clock: &Arc<dyn Clock>| u64::try_from(clock.now_ms() - started).unwrap_or(0) * 8;
     let (mut heard, mut said) = (
         crate::media::tap::TapClock::default(),
         crate::media::tap::TapClock::default(),
     );
     let mut pcm = Vec::with_capacity(160);
-    let mut tap = s.tap.take();
+    let tap = s.tap.take();
     let codec_a = s.a_to_b.source_codec();
+    let feed =
+        |side, clock: &mut crate::media::tap::TapClock, pkt: &[u8], now, pcm: &mut Vec<i16>| {
+            if let Some(t) = &tap {
+                let mut slot = t.lock().unwrap_or_else(|e| e.into_inner());
+                crate::media::session::tap_packet(&mut slot, side, clock, pkt, codec_a, now, pcm);
+            }
+        };
     loop {
         tokio::select! {
             _ = s.cancel.cancelled() => {
-                if let Some(t) = tap.take() {
-                    t.finish(pos(&s.clock));
+                if s.finish_tap && let Some(t) = &tap {
+                    finish_tap(t, s.origin, s.clock.now_ms());
                 }
                 return;
             }
@@ -357,7 +381,7 @@ async fn run_relay(mut s: RelaySetup) {
                     s.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                crate::media::session::tap_packet(&mut tap, hotline_core::media::TapSide::Caller, &mut heard, &buf_a[..n], codec_a, pos(&s.clock), &mut pcm);
+                feed(hotline_core::media::TapSide::Caller, &mut heard, &buf_a[..n], pos(&s.clock), &mut pcm);
                 let what = s.a_to_b.forward(&buf_a[..n], &mut out);
                 if out.is_empty() {
                     s.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +408,7 @@ async fn run_relay(mut s: RelaySetup) {
                     continue;
                 }
                 let _ = s.sock_a.send_to(&out, la.addr).await;
-                crate::media::session::tap_packet(&mut tap, hotline_core::media::TapSide::Agent, &mut said, &out, codec_a, pos(&s.clock), &mut pcm);
+                feed(hotline_core::media::TapSide::Agent, &mut said, &out, pos(&s.clock), &mut pcm);
                 s.stats.b_to_a.fetch_add(1, Ordering::Relaxed);
                 s.metric_b_to_a.inc();
             }

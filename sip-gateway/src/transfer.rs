@@ -304,15 +304,15 @@ impl Engine {
         call.record.b_codec = Some(b_media.codec.name().into());
         call.record.transferred_to = Some(t.target.clone());
         let record = call.record.clone();
+        let (tap, origin) = (call.tap.clone(), call.record.answered_at.unwrap_or(now));
         self.ports.release(old_port);
         let cancel = self.start_relay(
             id,
             (sock_a, remote_a, a_media),
             (sock_b, media.addr, b_media),
             stats,
-            // The recording of the call ended with the first relay (known gap: the part
-            // after a blind transfer is not recorded yet).
-            None,
+            // The same recording goes on, at the call's media positions.
+            (tap, origin),
         );
         if let Some(call) = self.calls.get_mut(id) {
             call.relay = Some(cancel);

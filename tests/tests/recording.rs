@@ -240,3 +240,128 @@ async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let pw = |seat: &str| hotline_tests::field(&stdout, &format!("seat {seat}:")).context("pw");
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        "[sip]\nroutes = [{ did = \"02212345\", target = \"seat:8001\" }]\n\
+         qualify_interval_secs = 0\n\
+         [sip.trunk]\npeers = [{ name = \"e1\", address = \"127.0.0.1/32\" }]\n\
+         [sip.rtp]\nport_min = 37000\nport_max = 37999\n",
+    )?;
+    let server = serve(config.to_str().unwrap(), d)?;
+    let sip: std::net::SocketAddr = server.sip.parse()?;
+    let mut ports = Vec::new();
+    for seat in ["8002", "8001"] {
+        let p = hotline_tests::free_udp_port().to_string();
+        hotline_tests::Sipp::spawn(
+            &server.sip,
+            "register.xml",
+            &[
+                "-m",
+                "1",
+                "-p",
+                &p,
+                "-s",
+                seat,
+                "-au",
+                seat,
+                "-ap",
+                &pw(seat)?,
+            ],
+        )?
+        .success()
+        .await?;
+        ports.push(p);
+    }
+    // 8002 waits for the transferred call and echoes; 8001 answers and transfers to 8002.
+    let (mp2, mp1) = (
+        hotline_tests::free_udp_port().to_string(),
+        hotline_tests::free_udp_port().to_string(),
+    );
+    let target = hotline_tests::Sipp::spawn(
+        &server.sip,
+        "seat_uas.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &ports[0],
+            "-rtp_echo",
+            "-mp",
+            &mp2,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+        ],
+    )?;
+    let transferor = hotline_tests::Sipp::spawn(
+        &server.sip,
+        "seat_uas_refer.xml",
+        &[
+            "-m", "1", "-p", &ports[1], "-mp", &mp1, "-key", "target", "8002",
+        ],
+    )?;
+    let mut caller = Caller::call(sip, "02212345", "13900000088", true).await?;
+    let heard = caller
+        .talk(&hotline_tests::caller::tone(&[1000.0], 3_000, 6000.0))
+        .await?;
+    transferor.success().await?;
+    let tail = &heard.samples[heard.samples.len().saturating_sub(4_000)..];
+    assert!(
+        hotline_tests::caller::rms(tail) > 1000.0,
+        "after the transfer the caller hears 8002's echo"
+    );
+    caller.bye().await?;
+    target.success().await?;
+
+    let url = format!("sqlite://{}", data.join("hotline.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await?;
+    let (call_id, answered, ended, to): (String, i64, i64, Option<String>) =
+        sqlx::query_as("SELECT id, answered_at, ended_at, transferred_to FROM sip_calls")
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(to.as_deref(), Some("8002"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (state, rel, duration_ms) = loop {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT state, path, duration_ms FROM recordings WHERE call_id = $1")
+                .bind(&call_id)
+                .fetch_optional(&mut db)
+                .await?;
+        match row {
+            Some(r) if r.0 != "recording" => break r,
+            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    assert_eq!(state, "finished");
+    assert!(
+        (duration_ms - (ended - answered)).abs() <= 40,
+        "one recording for the whole call: {duration_ms} ms vs {} ms",
+        ended - answered
+    );
+    let wav = hound::WavReader::open(data.join("recordings").join(&rel))?;
+    let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
+    let right: Vec<i16> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    // The last second before the hang-up: the new seat's echo is in the file.
+    let last = &right[right.len().saturating_sub(8_000 + 2_000)..right.len() - 2_000];
+    assert!(
+        hotline_tests::caller::rms(last) > 1000.0 && tone_share(last, 1000.0) > 0.5,
+        "the part after the transfer is recorded: rms {}",
+        hotline_tests::caller::rms(last)
+    );
+    Ok(())
+}

@@ -489,6 +489,29 @@ pub async fn sample_week(
     Ok(picked)
 }
 
+/// The automatic weekly sample: once the week before `now` is over, samples it — once (a
+/// week that already has sampled entries is left alone, so the periodic job can call this
+/// every time it runs). Returns the ids queued, `None` when that week was done already.
+pub async fn sample_previous_week_once(
+    pool: &AnyPool,
+    now: UnixMillis,
+    rng: &dyn Rng,
+    percent: u32,
+) -> Result<Option<Vec<String>>> {
+    let previous = qa::week_start(now) - 1;
+    let week = qa::iso_week(qa::week_start(previous));
+    let done: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM recording_review_queue WHERE reason = 'sample' AND week = $1",
+    )
+    .bind(&week)
+    .fetch_one(pool)
+    .await?;
+    if done > 0 || percent == 0 {
+        return Ok(None);
+    }
+    sample_week(pool, now, rng, previous, percent).await.map(Some)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueEntry {
     pub recording: Recording,

@@ -433,6 +433,15 @@ hotline_testkit::db_test!(
                 .await?
                 .is_empty()
         );
+        // The periodic job's weekly sample: the week before is already sampled → nothing;
+        // run in the week after that, it would sample T0's week only once.
+        assert_eq!(
+            review::sample_previous_week_once(pool, T0 + 7 * DAY, &rng, 20).await?,
+            None,
+            "T0's week has sampled entries already"
+        );
+        let two_weeks_on = review::sample_previous_week_once(pool, T0 + 14 * DAY, &rng, 20).await?;
+        assert_eq!(two_weeks_on, Some(vec![]), "the week after T0 had no calls");
 
         // export: WAV + data + manifest in a ZIP
         let bytes = review::export_zip(pool, T0, &cfg.root, &id).await?;

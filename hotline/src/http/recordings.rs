@@ -629,6 +629,19 @@ pub async fn run_jobs(
     let deleted = store::apply_retention(pool, now, config)
         .await
         .map_err(api_err)?;
+    // The weekly QA sample, once each week is over.
+    match review::sample_previous_week_once(
+        pool,
+        now,
+        state.rng.as_ref(),
+        config.weekly_sample_percent,
+    )
+    .await
+    {
+        Ok(Some(ids)) => tracing::info!(queued = ids.len(), "weekly QA sample drawn"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "drawing the weekly QA sample failed"),
+    }
     for rec in &deleted {
         state
             .db

@@ -509,7 +509,9 @@ pub async fn sample_previous_week_once(
     if done > 0 || percent == 0 {
         return Ok(None);
     }
-    sample_week(pool, now, rng, previous, percent).await.map(Some)
+    sample_week(pool, now, rng, previous, percent)
+        .await
+        .map(Some)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

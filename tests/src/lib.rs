@@ -261,3 +261,34 @@ pub fn free_udp_port() -> u16 {
         .map(|a| a.port())
         .expect("a free UDP port")
 }
+
+/// A call's recording once its writer has finished it (waits up to 20 s): state, path
+/// relative to the archive, agent, duration in milliseconds.
+pub async fn finished_recording(
+    db: &mut sqlx::SqliteConnection,
+    call_id: &str,
+) -> Result<(String, String, String, i64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT state, path, agent, duration_ms FROM recordings WHERE call_id = $1",
+        )
+        .bind(call_id)
+        .fetch_optional(&mut *db)
+        .await?;
+        match row {
+            Some(r) if r.0 != "recording" => return Ok(r),
+            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
+            // The writer finishes on its own task; nothing to wait on from here but the row.
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// A stereo WAV's channels: (left, right).
+pub fn stereo(path: &Path) -> Result<(Vec<i16>, Vec<i16>)> {
+    let wav = hound::WavReader::open(path).with_context(|| format!("{}", path.display()))?;
+    anyhow::ensure!(wav.spec().channels == 2, "{} is not stereo", path.display());
+    let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
+    Ok(samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip())
+}

@@ -256,20 +256,8 @@ async fn journey(rfc4733: bool) -> Result<()> {
         sqlx::query_as("SELECT id, answered_at, ended_at FROM sip_calls")
             .fetch_one(&mut db)
             .await?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let (state, rel, agent, duration_ms) = loop {
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT state, path, agent, duration_ms FROM recordings WHERE call_id = $1",
-        )
-        .bind(&call_id)
-        .fetch_optional(&mut db)
-        .await?;
-        match row {
-            Some(r) if r.0 != "recording" => break r,
-            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let (state, rel, agent, duration_ms) =
+        hotline_tests::finished_recording(&mut db, &call_id).await?;
     assert_eq!((state.as_str(), agent.as_str()), ("finished", "8001"));
     let (rec_id,): (String,) = sqlx::query_as("SELECT id FROM recordings WHERE call_id = $1")
         .bind(&call_id)

@@ -203,24 +203,10 @@ async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     assert_eq!(side, "callee");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let (state, rel, duration_ms) = loop {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT state, path, duration_ms FROM recordings WHERE call_id = $1")
-                .bind(&call_id)
-                .fetch_optional(&mut db)
-                .await?;
-        match row {
-            Some(r) if r.0 != "recording" => break r,
-            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    };
+    let (state, rel, _, duration_ms) = hotline_tests::finished_recording(&mut db, &call_id).await?;
     assert_eq!(state, "finished");
     assert!((duration_ms - (ended - answered)).abs() <= 40);
-    let wav = hound::WavReader::open(data.join("recordings").join(&rel))?;
-    let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
-    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    let (left, right) = hotline_tests::stereo(&data.join("recordings").join(&rel))?;
     // The middle of the call: the caller's tone left, the seat's speech right.
     let mid = |x: &[i16]| x[8_000..8 * 5_000].to_vec();
     let (l, r) = (mid(&left), mid(&right));
@@ -334,28 +320,14 @@ async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     assert_eq!(to.as_deref(), Some("8002"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let (state, rel, duration_ms) = loop {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT state, path, duration_ms FROM recordings WHERE call_id = $1")
-                .bind(&call_id)
-                .fetch_optional(&mut db)
-                .await?;
-        match row {
-            Some(r) if r.0 != "recording" => break r,
-            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    };
+    let (state, rel, _, duration_ms) = hotline_tests::finished_recording(&mut db, &call_id).await?;
     assert_eq!(state, "finished");
     assert!(
         (duration_ms - (ended - answered)).abs() <= 40,
         "one recording for the whole call: {duration_ms} ms vs {} ms",
         ended - answered
     );
-    let wav = hound::WavReader::open(data.join("recordings").join(&rel))?;
-    let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
-    let right: Vec<i16> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    let (_, right) = hotline_tests::stereo(&data.join("recordings").join(&rel))?;
     // The last second before the hang-up: the new seat's echo is in the file.
     let last = &right[right.len().saturating_sub(8_000 + 2_000)..right.len() - 2_000];
     assert!(

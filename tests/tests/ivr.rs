@@ -32,6 +32,24 @@ fn welcome_packets() -> Result<usize> {
     Ok((bytes / 2).div_ceil(160))
 }
 
+/// The default flow, open round the clock so that a test does not depend on the hour.
+fn all_day_flow(dir: &Path) -> Result<std::path::PathBuf> {
+    let flow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
+    )?
+    .replace(
+        "open = \"08:00\"\nclose = \"20:00\"",
+        "open = \"00:00\"\nclose = \"00:00\"",
+    );
+    anyhow::ensure!(
+        flow.contains("close = \"00:00\""),
+        "the hours of the default flow moved"
+    );
+    let path = dir.join("flow.toml");
+    std::fs::write(&path, flow)?;
+    Ok(path)
+}
+
 async fn journey(rfc4733: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
@@ -70,17 +88,7 @@ async fn journey(rfc4733: bool) -> Result<()> {
         text(&out.stderr)
     );
 
-    // The default flow, open round the clock so the test does not depend on the hour.
-    let flow = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
-    )?
-    .replace(
-        "open = \"08:00\"\nclose = \"20:00\"",
-        "open = \"00:00\"\nclose = \"00:00\"",
-    );
-    assert!(flow.contains("close = \"00:00\""));
-    let flow_path = dir.path().join("flow.toml");
-    std::fs::write(&flow_path, flow)?;
+    let flow_path = all_day_flow(dir.path())?;
     let config = dir.path().join("hotline.toml");
     std::fs::write(
         &config,
@@ -403,5 +411,202 @@ async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
     );
     let health = client().get(server.url("/healthz")).send().await?;
     assert_eq!(health.status(), 200, "the server keeps serving");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_no_answer_moves_the_call_to_the_next_agent() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
+             qualify_interval_secs = 0\n\
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = 38000\nport_max = 38999\n\
+             [ivr]\nflow = {:?}\n[ivr.acd]\nring_timeout_ms = 2000\n",
+            all_day_flow(dir.path())?.to_str().unwrap()
+        ),
+    )?;
+    let server = Server::start(hotline(&[
+        "--config",
+        config.to_str().unwrap(),
+        "serve",
+        "--data-dir",
+        d,
+        "--http",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+    ]))?;
+    let sip: std::net::SocketAddr = server.sip.parse()?;
+    let c = client();
+    let login = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": field(&stdout, "password:").context("pw")?}))
+        .send()
+        .await?;
+    assert_eq!(login.status(), 200);
+    let csrf = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("hotline_csrf="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+        .unwrap_or_default();
+    // 8001 rings but never answers; 8002 answers and echoes. 8001 is ready first, so it is
+    // the longest idle and rung first.
+    let mut seats = Vec::new();
+    for seat in ["8001", "8002"] {
+        let port = free_udp_port().to_string();
+        let pw = field(&stdout, &format!("seat {seat}:")).context("seat pw")?;
+        Sipp::spawn(
+            &server.sip,
+            "register.xml",
+            &["-m", "1", "-p", &port, "-s", seat, "-au", seat, "-ap", &pw],
+        )?
+        .success()
+        .await?;
+        let mut steps = vec![(
+            format!("/api/v1/acd/agents/{seat}/login"),
+            json!({"queues": ["hotline"]}),
+        )];
+        // (A login leaves the agent ready; 8002 steps away until 8001 rings.)
+        steps.push(if seat == "8001" {
+            (format!("/api/v1/acd/agents/{seat}/ready"), json!({}))
+        } else {
+            (
+                format!("/api/v1/acd/agents/{seat}/not-ready"),
+                json!({"reason": "培训"}),
+            )
+        });
+        for (path, body) in steps {
+            let r = c
+                .post(server.url(&path))
+                .header("x-csrf-token", &csrf)
+                .json(&body)
+                .send()
+                .await?;
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        seats.push(port);
+    }
+    let silent = Sipp::spawn(
+        &server.sip,
+        "seat_uas_cancel.xml",
+        &["-m", "1", "-p", &seats[0]],
+    )?;
+    let mp = free_udp_port().to_string();
+    let answering = Sipp::spawn(
+        &server.sip,
+        "seat_uas.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &seats[1],
+            "-rtp_echo",
+            "-mp",
+            &mp,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+        ],
+    )?;
+
+    let mut caller = Caller::call(sip, DID, "13900000099", true).await?;
+    caller.hear(welcome_packets()? + 10).await?;
+    caller.key('0').await?; // agent, from the main menu
+    // Only 8001 is ready: it rings. Then 8002 becomes ready, and 8001 does not answer.
+    let mut rung = false;
+    for _ in 0..100 {
+        caller.hear_for(Duration::from_millis(100)).await?;
+        let acd: Value = c
+            .get(server.url("/api/v1/acd"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if acd["agents"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["agent"] == "8001" && x["state"]["state"] == "ringing")
+        }) {
+            rung = true;
+            break;
+        }
+    }
+    if !rung {
+        let acd: Value = c
+            .get(server.url("/api/v1/acd"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        bail!(
+            "8001 was never rung: {acd}\n{}",
+            server.stderr.lock().unwrap()
+        );
+    }
+    let r = c
+        .post(server.url("/api/v1/acd/agents/8002/ready"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    silent.success().await?; // 8001 was cancelled after the ring timeout
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        caller.hear_for(Duration::from_millis(100)).await?;
+        state = c
+            .get(server.url("/api/v1/acd"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if state["agents"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["agent"] == "8002" && x["state"]["state"] == "busy")
+        }) {
+            break;
+        }
+    }
+    let agents = state["agents"].as_array().context("agents")?;
+    let of = |id: &str| {
+        agents
+            .iter()
+            .find(|a| a["agent"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        of("8002")["state"]["state"],
+        "busy",
+        "the call went on to 8002: {state}"
+    );
+    assert_eq!(
+        of("8001")["state"]["state"],
+        "not_ready",
+        "8001 did not answer: {state}"
+    );
+    let echoed = caller.talk(&tone(&[1000.0], 600, 6000.0)).await?;
+    assert!(
+        echoed.rms() > 1000.0,
+        "bridged to 8002 (echo rms {})",
+        echoed.rms()
+    );
+    caller.bye().await?;
+    answering.success().await?;
     Ok(())
 }

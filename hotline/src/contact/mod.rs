@@ -194,7 +194,7 @@ impl ContactCentre {
         rx.await.ok()
     }
 
-    /// The agent logs in to `queues` (not ready until they say ready).
+    /// The agent logs in to `queues` and is ready at once (the ACD's rule).
     pub async fn login(&self, agent: &str, queues: Vec<String>) -> Result<(), AgentError> {
         let agent = agent.to_string();
         self.ask(|reply| Request::Login {

@@ -83,6 +83,9 @@ struct CallCtx {
     /// Hang up when this playback ends.
     release: Option<u64>,
     ringing: Option<String>,
+    /// An agent the ACD wants rung while the previous seat leg (cancelled after a ring
+    /// timeout) is still being torn down: rung as soon as that leg is gone.
+    waiting_ring: Option<String>,
     fact: CallFact,
     ivr_path: Vec<String>,
 }
@@ -274,6 +277,7 @@ impl Runtime {
                         announcing: None,
                         release: None,
                         ringing: None,
+                        waiting_ring: None,
                         fact: CallFact {
                             call_id: call_id.clone(),
                             queue: String::new(),
@@ -312,6 +316,13 @@ impl Runtime {
                 let Some(c) = self.calls.get_mut(&call_id) else {
                     return;
                 };
+                if c.ringing.as_deref() != Some(seat.as_str()) {
+                    // A seat we had stopped ringing answered just before its CANCEL: hang it
+                    // up and ring the agent the ACD chose meanwhile.
+                    let _ = self.gw.disconnect_seat(&call_id).await;
+                    self.ring_waiting(&call_id).await;
+                    return;
+                }
                 c.ringing = None;
                 // The recording row names the agent (the ACD's agent id is the seat).
                 let (pool, queue) = (self.pool.clone(), c.fact.queue.clone());
@@ -353,7 +364,9 @@ impl Runtime {
                     return;
                 };
                 if c.ringing.as_deref() != Some(seat.as_str()) {
-                    return; // we cancelled it ourselves
+                    // The leg we cancelled is gone: the next agent can be rung now.
+                    self.ring_waiting(&call_id).await;
+                    return;
                 }
                 c.ringing = None;
                 match c.phase {
@@ -442,6 +455,27 @@ impl Runtime {
             }
         }
         self.pump_call(call_id).await;
+    }
+
+    /// Rings the agent that waited for the previous seat leg to be torn down.
+    async fn ring_waiting(&mut self, call_id: &str) {
+        let now = self.now();
+        let Some(agent) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.waiting_ring.take())
+        else {
+            return;
+        };
+        if let Err(e) = self.gw.connect_seat(call_id, &agent).await {
+            tracing::info!(call = %call_id, %agent, error = %e, "agent's seat cannot ring");
+            if let Some(c) = self.calls.get_mut(call_id) {
+                c.ringing = None;
+            }
+            let _ = self
+                .acd
+                .handle_ring_failed(now, call_id, &agent, "unreachable");
+        }
     }
 
     /// Plays (again) the queue's music on hold.
@@ -824,7 +858,13 @@ impl Runtime {
                 if let Some(c) = self.calls.get_mut(&call_id) {
                     c.ringing = Some(agent.clone());
                 }
-                if let Err(e) = self.gw.connect_seat(&call_id, &agent).await {
+                let result = self.gw.connect_seat(&call_id, &agent).await;
+                if let Err(hotline_sip_gateway::GatewayError::SeatLegBusy(_)) = result {
+                    // The previous agent's leg is still being cancelled (ring no answer).
+                    if let Some(c) = self.calls.get_mut(&call_id) {
+                        c.waiting_ring = Some(agent);
+                    }
+                } else if let Err(e) = result {
                     tracing::info!(call = %call_id, %agent, error = %e, "agent's seat cannot ring");
                     if let Some(c) = self.calls.get_mut(&call_id) {
                         c.ringing = None;
@@ -839,7 +879,11 @@ impl Runtime {
                     && c.ringing.as_deref() == Some(agent.as_str())
                 {
                     c.ringing = None;
-                    let _ = self.gw.disconnect_seat(&call_id).await;
+                    if c.waiting_ring.as_deref() == Some(agent.as_str()) {
+                        c.waiting_ring = None; // never rung: nothing to cancel
+                    } else {
+                        let _ = self.gw.disconnect_seat(&call_id).await;
+                    }
                 }
             }
             AcdCommand::Bridge { call_id, .. } => {

@@ -156,10 +156,12 @@ impl CallTap for CallRecording {
             if f.dropped_frames > 0 {
                 tracing::warn!(call = %f.meta.call_id, dropped = f.dropped_frames, "recording finished with dropped frames");
             }
-            if let Err(e) =
-                store::record_finished(&tap.pool, tap.clock.now_ms(), tap.rng.as_ref(), &f).await
+            match store::record_finished(&tap.pool, tap.clock.now_ms(), tap.rng.as_ref(), &f).await
             {
-                tracing::error!(call = %f.meta.call_id, error = %e, "storing the finished recording failed");
+                Ok(_) => tracing::info!(call = %f.meta.call_id, "recording stored"),
+                Err(e) => {
+                    tracing::error!(call = %f.meta.call_id, error = %e, "storing the finished recording failed")
+                }
             }
         });
     }

@@ -95,6 +95,8 @@ pub struct Server {
     pub sip: String,
     pub lines: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Notified after every line added to `stderr` (see [`Server::wait_log`]).
+    log_changed: std::sync::Arc<std::sync::Condvar>,
 }
 
 impl Server {
@@ -116,12 +118,15 @@ impl Server {
         });
         let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stderr_buf.clone();
+        let log_changed = std::sync::Arc::new(std::sync::Condvar::new());
+        let notify = log_changed.clone();
         let stderr = child.stderr.take().expect("piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
                 s.push_str(&line);
                 s.push('\n');
+                notify.notify_all();
             }
         });
         let deadline = std::time::Instant::now() + TIMEOUT;
@@ -147,6 +152,7 @@ impl Server {
                             sip: sip.clone(),
                             lines: rx,
                             stderr: stderr_buf,
+                            log_changed,
                         });
                     }
                 }
@@ -162,6 +168,25 @@ impl Server {
         }
     }
 
+    /// Waits until the server's log holds `needle`, woken by every new log line (bounded by
+    /// [`TIMEOUT`]). Blocks the calling thread: the server is another process.
+    pub fn wait_log(&self, needle: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let mut log = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        while !log.contains(needle) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                bail!("`{needle}` never appeared in the server log:\n{log}");
+            }
+            log = self
+                .log_changed
+                .wait_timeout(log, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
@@ -170,16 +195,18 @@ impl Server {
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
+        // The process's stdout closes when it exits: the reader thread then ends and the
+        // channel disconnects, which is the event waited on (bounded).
         let deadline = std::time::Instant::now() + TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(self.child.wait()?),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    bail!("hotline did not stop within {TIMEOUT:?} of SIGTERM")
+                }
             }
-            if std::time::Instant::now() > deadline {
-                bail!("hotline did not stop within {TIMEOUT:?} of SIGTERM");
-            }
-            // Polling a child's exit status; there is no portable blocking wait with a timeout.
-            std::thread::park_timeout(Duration::from_millis(20));
         }
     }
 }
@@ -262,27 +289,20 @@ pub fn free_udp_port() -> u16 {
         .expect("a free UDP port")
 }
 
-/// A call's recording once its writer has finished it (waits up to 20 s): state, path
-/// relative to the archive, agent, duration in milliseconds.
+/// A call's recording once it is finished and stored (the server logs "recording stored"
+/// for it): state, path relative to the archive, agent, duration in milliseconds.
 pub async fn finished_recording(
+    server: &Server,
     db: &mut sqlx::SqliteConnection,
     call_id: &str,
 ) -> Result<(String, String, String, i64)> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT state, path, agent, duration_ms FROM recordings WHERE call_id = $1",
-        )
-        .bind(call_id)
-        .fetch_optional(&mut *db)
-        .await?;
-        match row {
-            Some(r) if r.0 != "recording" => return Ok(r),
-            _ if std::time::Instant::now() > deadline => bail!("the recording never finished"),
-            // The writer finishes on its own task; nothing to wait on from here but the row.
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    server.wait_log(&format!("recording stored call={call_id}"))?;
+    Ok(
+        sqlx::query_as("SELECT state, path, agent, duration_ms FROM recordings WHERE call_id = $1")
+            .bind(call_id)
+            .fetch_one(&mut *db)
+            .await?,
+    )
 }
 
 /// A stereo WAV's channels: (left, right).

@@ -265,7 +265,7 @@ async fn journey(rfc4733: bool) -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     let (state, rel, agent, duration_ms) =
-        hotline_tests::finished_recording(&mut db, &call_id).await?;
+        hotline_tests::finished_recording(&server, &mut db, &call_id).await?;
     assert_eq!((state.as_str(), agent.as_str()), ("finished", "8001"));
     let (rec_id,): (String,) = sqlx::query_as("SELECT id FROM recordings WHERE call_id = $1")
         .bind(&call_id)
@@ -381,21 +381,7 @@ async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
     ]))?;
     let out = ivr("reload")?;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if server
-            .stderr
-            .lock()
-            .unwrap()
-            .contains("IVR flow and prompts reloaded")
-        {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("no reload in the log: {}", server.stderr.lock().unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_log("IVR flow and prompts reloaded")?;
 
     // A broken flow is refused before anything is signalled, with the file and the node.
     std::fs::write(

@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
-use hotline_tests::{Server, TIMEOUT, client, hotline, run, text};
+use anyhow::{Result, ensure};
+use hotline_tests::{Server, client, hotline, run, text};
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -52,19 +51,6 @@ async fn bidder_rows(data: &Path) -> Result<Vec<String>> {
     .await?;
     conn.close().await?;
     Ok(rows.into_iter().map(|r| format!("{r:?}")).collect())
-}
-
-/// Waits (bounded) until `cond` holds; polls, as there is no event to block on from outside
-/// the process.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 #[tokio::test]
@@ -202,13 +188,7 @@ async fn recordings_are_recovered_backed_up_and_verified() -> Result<()> {
     assert_eq!(body["checks"]["recordings"], "ok");
 
     // the backup job runs at start; wait for its report in the log
-    wait_until("the first recording job run", || {
-        server
-            .stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains("recording jobs done")
-    })?;
+    server.wait_log("recording jobs done")?;
     let log = server.stderr.lock().unwrap().clone();
     assert!(log.contains("repaired=1"), "{log}");
     let metrics = c.get(server.url("/metrics")).send().await?.text().await?;

@@ -203,7 +203,8 @@ async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     assert_eq!(side, "callee");
-    let (state, rel, _, duration_ms) = hotline_tests::finished_recording(&mut db, &call_id).await?;
+    let (state, rel, _, duration_ms) =
+        hotline_tests::finished_recording(&server, &mut db, &call_id).await?;
     assert_eq!(state, "finished");
     assert!((duration_ms - (ended - answered)).abs() <= 40);
     let (left, right) = hotline_tests::stereo(&data.join("recordings").join(&rel))?;
@@ -320,7 +321,8 @@ async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     assert_eq!(to.as_deref(), Some("8002"));
-    let (state, rel, _, duration_ms) = hotline_tests::finished_recording(&mut db, &call_id).await?;
+    let (state, rel, _, duration_ms) =
+        hotline_tests::finished_recording(&server, &mut db, &call_id).await?;
     assert_eq!(state, "finished");
     assert!(
         (duration_ms - (ended - answered)).abs() <= 40,

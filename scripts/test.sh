@@ -16,6 +16,12 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+# The web console's browser tests: Debian's Chromium, driven by playwright-core under Node.js.
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+# A Chinese font, so that the console's screenshots show text rather than empty boxes.
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${missing[*]}"
@@ -30,6 +36,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
+fi
+
+# --- the browser driver (playwright-core from the npm registry, pinned by package-lock.json) -
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  say "npm ci (tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi
 
 # --- PostgreSQL for the storage tests ------------------------------------------------------

@@ -16,3 +16,4 @@ pub mod http;
 pub mod password;
 pub mod recording_tap;
 pub mod server;
+pub mod web;

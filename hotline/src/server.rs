@@ -169,6 +169,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         Arc::new(bus.clone()),
     );
     let _ = state.gateway.set(gateway.clone());
+    let _ = state.event_bus.set(bus.clone());
     let contact = crate::contact::start(crate::contact::ContactDeps {
         config: config.ivr.clone(),
         library,

@@ -165,6 +165,11 @@ pub(crate) enum Request {
     Snapshot {
         reply: oneshot::Sender<serde_json::Value>,
     },
+    TransferToQueue {
+        call_id: String,
+        queue: String,
+        reply: oneshot::Sender<Result<(), AgentError>>,
+    },
     Reload {
         library: Library,
         reply: oneshot::Sender<()>,
@@ -234,6 +239,19 @@ impl ContactCentre {
     /// Queues and agents now: `{"queues": [...], "agents": [...], "calls": n}`.
     pub async fn snapshot(&self) -> Option<serde_json::Value> {
         self.ask(|reply| Request::Snapshot { reply }).await
+    }
+
+    /// The agent hands a connected caller to `queue` (转接): the agent's leg is released and
+    /// wraps up, the caller waits in that queue (music on hold) for the next agent.
+    pub async fn transfer_to_queue(&self, call_id: &str, queue: &str) -> Result<(), AgentError> {
+        let (call_id, queue) = (call_id.to_string(), queue.to_string());
+        self.ask(|reply| Request::TransferToQueue {
+            call_id,
+            queue,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
     }
 
     /// Switches new calls to `library`.

@@ -54,6 +54,7 @@ pub fn start(deps: ContactDeps) -> Result<ContactCentre, AgentError> {
         acd,
         calls: HashMap::new(),
         not_ready: HashMap::new(),
+        state_since: HashMap::new(),
         gate: Arc::new(Mutex::new(SelfServiceGate::default())),
         lookup_tx,
     };
@@ -110,6 +111,8 @@ struct Runtime {
     calls: HashMap<String, CallCtx>,
     /// Agents not ready now: since when and why (a period is stored when it ends).
     not_ready: HashMap<String, (UnixMillis, String)>,
+    /// When each agent entered its present state (the wallboard's "time in state").
+    state_since: HashMap<String, UnixMillis>,
     gate: Arc<Mutex<SelfServiceGate>>,
     lookup_tx: mpsc::UnboundedSender<LookupDone>,
 }
@@ -223,8 +226,17 @@ impl Runtime {
                 let _ = reply.send(serde_json::json!({
                     "queues": self.acd.queues_snapshot(now),
                     "agents": self.acd.agents_snapshot(),
+                    "since": self.state_since,
+                    "now": now,
                     "calls": self.calls.len(),
                 }));
+            }
+            Request::TransferToQueue {
+                call_id,
+                queue,
+                reply,
+            } => {
+                let _ = reply.send(self.transfer_to_queue(now, &call_id, &queue).await);
             }
             Request::Reload { library, reply } => {
                 tracing::info!(
@@ -712,6 +724,35 @@ impl Runtime {
         });
     }
 
+    async fn transfer_to_queue(
+        &mut self,
+        now: UnixMillis,
+        call_id: &str,
+        queue: &str,
+    ) -> Result<(), AgentError> {
+        let Some(c) = self.calls.get(call_id) else {
+            return Err(AgentError("通话不存在或已结束".into()));
+        };
+        if !matches!(c.phase, Phase::Queued) || c.fact.answered_at.is_none() {
+            return Err(AgentError("只有坐席正在接听的来电可以转接".into()));
+        }
+        if self.acd.stats(queue).is_none() {
+            return Err(AgentError(format!("队列不存在：{queue}")));
+        }
+        let caller = c.caller.clone();
+        // The ACD ends the agent's part (wrap-up follows, DESIGN.md: wrap-up is not skipped on
+        // transfer), then the caller joins the new queue as a new arrival.
+        self.acd
+            .handle_transferred(now, call_id)
+            .map_err(|e| AgentError(e.to_string()))?;
+        // The call's fact keeps the queue it was offered in; the next agent's answer updates
+        // its agent and answer time.
+        let _ = self.gw.disconnect_seat(call_id).await;
+        self.acd
+            .enqueue(now, call_id, &caller, queue, 0)
+            .map_err(|e| AgentError(e.to_string()))
+    }
+
     fn store_fact(&self, mut fact: CallFact, path: Vec<String>) {
         fact.ivr_path = path.join(">");
         let (crm, rng, now, pool) = (
@@ -799,6 +840,7 @@ impl Runtime {
                 self.spawn_callback(&call_id, number, Some(queue), CallbackSource::QueueRequest);
             }
             AcdEvent::AgentStateChanged { at, agent, state } => {
+                self.state_since.insert(agent.clone(), at);
                 let reason = match &state {
                     hotline_ivr::queue::AgentState::NotReady { reason } => Some(reason.clone()),
                     _ => None,
@@ -827,9 +869,29 @@ impl Runtime {
                     self.not_ready.entry(agent).or_insert((at, r));
                 }
             }
-            AcdEvent::CallQueued { .. }
-            | AcdEvent::AgentRinging { .. }
-            | AcdEvent::RingNoAnswer { .. } => {}
+            AcdEvent::AgentRinging { at, call_id, agent } => {
+                // The agent desktop's screen-pop (docs/console.md): who is calling, what they
+                // did in the IVR and how long they waited, published as the seat starts to
+                // ring so the page can show it before the agent answers.
+                if let Some(c) = self.calls.get(&call_id) {
+                    let pop = serde_json::json!({
+                        "call_id": call_id,
+                        "agent": agent,
+                        "caller": c.caller,
+                        "queue": c.fact.queue,
+                        "ivr_path": c.ivr_path.join(">"),
+                        "offered_at": c.fact.offered_at,
+                        "wait_ms": (at - c.fact.offered_at).max(0),
+                        "rang_at": at,
+                    });
+                    self.events.publish(hotline_core::events::Event::Acd {
+                        at,
+                        kind: "screen_pop".into(),
+                        json: pop.to_string(),
+                    });
+                }
+            }
+            AcdEvent::CallQueued { .. } | AcdEvent::RingNoAnswer { .. } => {}
         }
     }
 

@@ -71,6 +71,14 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
     )
     .route(
         Method::POST,
+        "/api/v1/calls/{id}/transfer",
+        Access::Roles(ACT),
+        "acd",
+        "转接：把正在接听的来电转入另一技能队列",
+        transfer,
+    )
+    .route(
+        Method::POST,
         "/api/v1/calls/{id}/recording",
         Access::Roles(ACT),
         "acd",
@@ -242,5 +250,36 @@ async fn logout(
         .await?;
     Ok(Json(
         serde_json::json!({"agent": agent, "state": "offline"}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    pub queue: String,
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    me: CurrentUser,
+    ApiPath(call_id): ApiPath<String>,
+    ApiJson(body): ApiJson<TransferBody>,
+) -> ApiResult<Json<Value>> {
+    let cc = centre(&state)?;
+    cc.transfer_to_queue(&call_id, body.queue.trim())
+        .await
+        .map_err(|e| ApiError::Conflict(e.0))?;
+    state
+        .audit_by(
+            &me,
+            &addr,
+            "call.transfer",
+            &format!("call:{call_id}"),
+            &serde_json::json!({ "queue": body.queue }).to_string(),
+        )
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "transferred": call_id, "queue": body.queue }),
     ))
 }

@@ -159,10 +159,12 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(kb::routes)
         .with(recordings::routes)
         .with(|b| integrations::routes_with(b, state.integrations_http()))
+        .with(crate::web::live::routes)
         .finish();
     let _ = doc.set(openapi::document(&specs));
 
     let app = api
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::NotFound("接口不存在".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

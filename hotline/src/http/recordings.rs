@@ -164,6 +164,15 @@ fn api_err(e: RecordingError) -> ApiError {
     }
 }
 
+/// The recording as `role` may see it: the caller's number masked for roles without the
+/// right to personal data (QA reviewers and supervisors hear the call, they need no number).
+fn shown(mut rec: Recording, role: Role) -> Recording {
+    if !role.sees_personal_data() {
+        rec.caller = hotline_core::mask::mask_phone(&rec.caller);
+    }
+    rec
+}
+
 fn sees_all(role: Role) -> bool {
     ALL_SEEING.contains(&role)
 }
@@ -223,6 +232,8 @@ async fn list(
     let (items, total) = store::list(&state.db.pool, &filter)
         .await
         .map_err(api_err)?;
+    let role = me.user.role;
+    let items: Vec<Recording> = items.into_iter().map(|r| shown(r, role)).collect();
     Ok(Json(json!({ "items": items, "total": total })))
 }
 
@@ -302,7 +313,7 @@ async fn detail(
     let notes = review::annotations(pool, &id).await.map_err(api_err)?;
     let sums = review::summaries(pool, &id).await.map_err(api_err)?;
     Ok(Json(json!({
-        "recording": rec,
+        "recording": shown(rec, me.user.role),
         "reviews": reviews,
         "annotations": notes,
         "summaries": sums,

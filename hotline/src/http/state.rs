@@ -40,6 +40,8 @@ pub struct AppInner {
     /// made from `config.integrations` on first use.
     pub integrations: std::sync::OnceLock<Arc<super::integrations::IntegrationsHttp>>,
     pub login_failures: Metric,
+    /// The event bus, for the console's live stream; unset in tools and in-process tests.
+    pub event_bus: std::sync::OnceLock<crate::events::EventBus>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             login_throttle,
             http_requests,
             login_failures,
+            event_bus: std::sync::OnceLock::new(),
             gateway: std::sync::OnceLock::new(),
             knowledge: std::sync::OnceLock::new(),
             contact: std::sync::OnceLock::new(),

@@ -596,3 +596,202 @@ async fn ring_no_answer_moves_the_call_to_the_next_agent() -> Result<()> {
     answering.success().await?;
     Ok(())
 }
+
+/// The agent's state in an `/api/v1/acd` snapshot.
+fn agent_state<'a>(acd: &'a Value, agent: &str) -> &'a Value {
+    acd["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["agent"] == agent))
+        .map_or(&Value::Null, |x| &x["state"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_transfers_the_caller_to_a_queue_and_the_next_agent_answers() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
+             qualify_interval_secs = 0\n\
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = 39000\nport_max = 39999\n\
+             [ivr]\nflow = {:?}\n",
+            all_day_flow(dir.path())?.to_str().unwrap()
+        ),
+    )?;
+    let server = Server::start(hotline(&[
+        "--config",
+        config.to_str().unwrap(),
+        "serve",
+        "--data-dir",
+        d,
+        "--http",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+    ]))?;
+    let sip: std::net::SocketAddr = server.sip.parse()?;
+    let c = client();
+    let login = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": field(&stdout, "password:").context("pw")?}))
+        .send()
+        .await?;
+    assert_eq!(login.status(), 200);
+    let csrf = login.json::<Value>().await?["csrf_token"]
+        .as_str()
+        .context("csrf")?
+        .to_string();
+    let post = |path: String, body: Value| {
+        let req = c
+            .post(server.url(&path))
+            .header("x-csrf-token", &csrf)
+            .json(&body);
+        async move {
+            let r = req.send().await?;
+            let status = r.status();
+            Ok::<_, anyhow::Error>((status, r.text().await?))
+        }
+    };
+    // Both seats register and both agents log in; 8002 steps away so that 8001 takes the call.
+    let mut ports = Vec::new();
+    for seat in ["8001", "8002"] {
+        let port = free_udp_port().to_string();
+        let pw = field(&stdout, &format!("seat {seat}:")).context("seat pw")?;
+        Sipp::spawn(
+            &server.sip,
+            "register.xml",
+            &["-m", "1", "-p", &port, "-s", seat, "-au", seat, "-ap", &pw],
+        )?
+        .success()
+        .await?;
+        let (s, b) = post(
+            format!("/api/v1/acd/agents/{seat}/login"),
+            json!({"queues": ["hotline"]}),
+        )
+        .await?;
+        assert_eq!(s, 200, "{b}");
+        ports.push(port);
+    }
+    let (s, b) = post(
+        "/api/v1/acd/agents/8002/not-ready".into(),
+        json!({"reason": "小休"}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{b}");
+    let answer = |port: &str| {
+        let mp = free_udp_port().to_string();
+        Sipp::spawn(
+            &server.sip,
+            "seat_uas.xml",
+            &[
+                "-m",
+                "1",
+                "-p",
+                port,
+                "-rtp_echo",
+                "-mp",
+                &mp,
+                "-key",
+                "pt",
+                "8",
+                "-key",
+                "codec",
+                "PCMA",
+            ],
+        )
+    };
+    let first = answer(&ports[0])?;
+    let second = answer(&ports[1])?;
+
+    let mut caller = Caller::call(sip, DID, "13900000077", true).await?;
+    caller.hear(welcome_packets()? + 10).await?;
+    caller.key('0').await?;
+    let snapshot = || async {
+        Ok::<Value, anyhow::Error>(
+            c.get(server.url("/api/v1/acd"))
+                .send()
+                .await?
+                .json()
+                .await?,
+        )
+    };
+    let mut acd = Value::Null;
+    for _ in 0..100 {
+        caller.hear_for(Duration::from_millis(100)).await?;
+        acd = snapshot().await?;
+        if agent_state(&acd, "8001")["state"] == "busy" {
+            break;
+        }
+    }
+    let call_id = agent_state(&acd, "8001")["call_id"]
+        .as_str()
+        .with_context(|| format!("8001 never answered: {acd}"))?
+        .to_string();
+    let echoed = caller.talk(&tone(&[1000.0], 400, 6000.0)).await?;
+    assert!(
+        echoed.rms() > 1000.0,
+        "bridged to 8001 (rms {})",
+        echoed.rms()
+    );
+
+    // 8002 comes back; 8001 transfers the caller to the queue. A queue that does not exist
+    // is refused first, with nothing changed.
+    let (s, b) = post("/api/v1/acd/agents/8002/ready".into(), json!({})).await?;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post(
+        format!("/api/v1/calls/{call_id}/transfer"),
+        json!({"queue": "nowhere"}),
+    )
+    .await?;
+    assert_eq!(s, 409, "{b}");
+    assert!(b.contains("队列不存在"), "{b}");
+    let (s, b) = post(
+        format!("/api/v1/calls/{call_id}/transfer"),
+        json!({"queue": "hotline"}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{b}");
+    first.success().await?; // 8001's leg is released (BYE)
+    for _ in 0..100 {
+        caller.hear_for(Duration::from_millis(100)).await?;
+        acd = snapshot().await?;
+        if agent_state(&acd, "8002")["state"] == "busy" {
+            break;
+        }
+    }
+    assert_eq!(
+        agent_state(&acd, "8002")["state"],
+        "busy",
+        "8002 took the call: {acd}"
+    );
+    assert_eq!(agent_state(&acd, "8002")["call_id"], call_id.as_str());
+    assert_eq!(
+        agent_state(&acd, "8001")["state"],
+        "wrap_up",
+        "the transferring agent wraps up: {acd}"
+    );
+    let echoed = caller.talk(&tone(&[1000.0], 400, 6000.0)).await?;
+    assert!(
+        echoed.rms() > 1000.0,
+        "bridged to 8002 (rms {})",
+        echoed.rms()
+    );
+    caller.bye().await?;
+    second.success().await?;
+    // The transfer is in the audit log.
+    let audit = c
+        .get(server.url("/api/v1/audit?action=call.transfer"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(audit.contains(&call_id), "audited: {audit}");
+    Ok(())
+}

@@ -11,7 +11,8 @@ const C = (() => {
   function bars(container, labels, series) {
     const W = 600, Hh = 180, left = 34, bottom = 22, top = 16;
     const svg = svgEl('svg', { viewBox: `0 0 ${W} ${Hh}`, role: 'img' });
-    const max = Math.max(1, ...series.flatMap((s) => s.values));
+    // At least 4 so that the four grid steps are whole numbers.
+    const max = Math.max(4, ...series.flatMap((s) => s.values));
     const plotH = Hh - bottom - top;
     const groupW = (W - left) / Math.max(1, labels.length);
     const barW = Math.max(2, (groupW * 0.8) / Math.max(1, series.length));
@@ -32,7 +33,8 @@ const C = (() => {
         r.append(tip);
         svg.append(r);
       });
-      if (labels.length <= 24) {
+      const every = Math.ceil(labels.length / 12);
+      if (i % every === 0) {
         const t = svgEl('text', { x: left + i * groupW + groupW / 2, y: Hh - 6, 'text-anchor': 'middle', 'font-size': 10, fill: '#6b7785' });
         t.textContent = label;
         svg.append(t);

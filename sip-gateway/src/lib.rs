@@ -34,6 +34,8 @@ mod registrar;
 mod rtp;
 pub mod sdp;
 mod sip;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod store;
 mod transaction;
 mod transfer;

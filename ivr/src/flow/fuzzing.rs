@@ -49,4 +49,21 @@ mod tests {
             assert!(n > 0, "empty corpus {}", dir.display());
         }
     }
+
+    /// The stable fuzz driver: mutated corpus inputs for `HOTLINE_FUZZ_SECS` seconds per
+    /// target (docs/robustness.md). A crashing input is saved to `fuzz/artifacts/<target>/`.
+    #[test]
+    #[ignore = "long-running: the stable fuzz driver, run with --ignored"]
+    fn fuzz_random_mutations() {
+        use hotline_testkit::mutate;
+        let (budget, seed) = mutate::budget_from_env();
+        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        for (target, run) in [("ivr_flow", flow_file as fn(&[u8]))] {
+            let corpus = mutate::load_corpus(&fuzz.join("corpus").join(target));
+            let artifacts = fuzz.join("artifacts").join(target);
+            let mut target_fn = run;
+            let n = mutate::run(&corpus, seed, budget, Some(&artifacts), &mut target_fn);
+            println!("fuzz {target}: {n} executions in {budget:?}, seed {seed}, no failure");
+        }
+    }
 }

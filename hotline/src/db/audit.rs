@@ -98,7 +98,12 @@ pub enum ChainReport {
     Broken { good: i64, first: ChainBreak },
 }
 
-const COLUMNS: &str = "id, at, actor, action, target, detail, remote_addr, seq, prev_hash, hash";
+/// The columns [`stored`] reads (a macro, so that queries stay literal strings for sqlx).
+macro_rules! chain_columns {
+    () => {
+        "id, at, actor, action, target, detail, remote_addr, seq, prev_hash, hash"
+    };
+}
 
 fn stored(r: &sqlx::any::AnyRow) -> Result<StoredEntry, StoreError> {
     Ok(StoredEntry {
@@ -136,8 +141,10 @@ impl Db {
         let mut v = ChainVerifier::new();
         let mut after = 0i64;
         loop {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                chain_columns!(),
+                " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
             ))
             .bind(after)
             .bind(PAGE)
@@ -157,8 +164,10 @@ impl Db {
                 break;
             }
         }
-        let loose = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY at, id LIMIT 1"
+        let loose = sqlx::query(concat!(
+            "SELECT ",
+            chain_columns!(),
+            " FROM audit_log WHERE seq IS NULL ORDER BY at, id LIMIT 1"
         ))
         .fetch_optional(&self.pool)
         .await?;
@@ -206,8 +215,10 @@ impl Db {
         // (A database migrated by other tools and written since keeps its loose rows, which
         // `verify` then reports.)
         if seq == 0 && last_hash == GENESIS_HASH {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY at, id"
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                chain_columns!(),
+                " FROM audit_log WHERE seq IS NULL ORDER BY at, id"
             ))
             .fetch_all(&mut *tx)
             .await?;

@@ -110,11 +110,17 @@ pub enum ChainProblem {
     NotChained,
     #[error("seq {found} where {expected} was expected: an entry is missing before it")]
     SeqGap { expected: i64, found: i64 },
-    #[error("prev_hash does not match the hash of entry {prev_seq}: an entry before it was removed or replaced")]
+    #[error(
+        "prev_hash does not match the hash of entry {prev_seq}: an entry before it was removed or replaced"
+    )]
     PrevHashMismatch { prev_seq: i64 },
-    #[error("content does not match its hash: a field (time, actor, action, target, detail or address) was changed")]
+    #[error(
+        "content does not match its hash: a field (time, actor, action, target, detail or address) was changed"
+    )]
     ContentChanged,
-    #[error("the chain head says {head_seq} entries (last hash {head_hash}) but the chain ends at {last_seq}: newest entries were removed, or the head was changed")]
+    #[error(
+        "the chain head says {head_seq} entries (last hash {head_hash}) but the chain ends at {last_seq}: newest entries were removed, or the head was changed"
+    )]
     HeadMismatch {
         head_seq: i64,
         head_hash: String,
@@ -307,7 +313,10 @@ mod tests {
         let (mut v, seq, hash) = chain(5);
         v.pop();
         let b = verify(&v, seq, &hash).unwrap_err();
-        assert!(matches!(b.problem, ChainProblem::HeadMismatch { last_seq: 4, .. }));
+        assert!(matches!(
+            b.problem,
+            ChainProblem::HeadMismatch { last_seq: 4, .. }
+        ));
     }
 
     #[test]
@@ -315,7 +324,10 @@ mod tests {
         let (mut v, seq, hash) = chain(4);
         // A forger who recomputes the changed entry's own hash still breaks entry 3's link.
         v[1].detail = "forged".into();
-        v[1].hash = Some(entry_hash(v[1].prev_hash.as_deref().unwrap(), &v[1].fields(2)));
+        v[1].hash = Some(entry_hash(
+            v[1].prev_hash.as_deref().unwrap(),
+            &v[1].fields(2),
+        ));
         let b = verify(&v, seq, &hash).unwrap_err();
         assert_eq!(b.id, "id3");
         assert_eq!(b.problem, ChainProblem::PrevHashMismatch { prev_seq: 2 });
@@ -326,6 +338,9 @@ mod tests {
         let (mut v, seq, hash) = chain(2);
         v.push(entry(9));
         let b = verify(&v, seq, &hash).unwrap_err();
-        assert_eq!((b.id.as_str(), b.problem), ("id9", ChainProblem::NotChained));
+        assert_eq!(
+            (b.id.as_str(), b.problem),
+            ("id9", ChainProblem::NotChained)
+        );
     }
 }

@@ -81,9 +81,14 @@ mod tests {
     #[test]
     fn fuzz_corpus_replays() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        for (target, run) in [("bidder_rows", bidder_rows as fn(&[u8])), ("bank_rows", bank_rows), ("table_file", table_file)] {
+        for (target, run) in [
+            ("bidder_rows", bidder_rows as fn(&[u8])),
+            ("bank_rows", bank_rows),
+            ("table_file", table_file),
+        ] {
             let dir = root.join(target);
-            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             let mut n = 0;
             for entry in entries {
                 let path = entry.expect("corpus entry").path();
@@ -102,7 +107,11 @@ mod tests {
         use hotline_testkit::mutate;
         let (budget, seed) = mutate::budget_from_env();
         let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        for (target, run) in [("bidder_rows", bidder_rows as fn(&[u8])), ("bank_rows", bank_rows), ("table_file", table_file)] {
+        for (target, run) in [
+            ("bidder_rows", bidder_rows as fn(&[u8])),
+            ("bank_rows", bank_rows),
+            ("table_file", table_file),
+        ] {
             let corpus = mutate::load_corpus(&fuzz.join("corpus").join(target));
             let artifacts = fuzz.join("artifacts").join(target);
             let mut target_fn = run;

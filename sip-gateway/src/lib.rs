@@ -26,6 +26,8 @@ pub mod config;
 pub mod digest;
 mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod media;
 mod outbound;
@@ -34,8 +36,6 @@ mod registrar;
 mod rtp;
 pub mod sdp;
 mod sip;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod store;
 mod transaction;
 mod transfer;

@@ -16,10 +16,42 @@ use std::time::{Duration, Instant};
 
 /// Bytes that often matter to text protocols and formats.
 const TOKENS: &[&[u8]] = &[
-    b"\r\n", b"\r\n\r\n", b"\n", b":", b";", b",", b"=", b"\"", b"<", b">", b"@", b" ", b"\t",
-    b"/", b"0", b"-1", b"4294967296", b"99999999999999999999", b"\xff", b"\x00", b"\xe4\xb8\xad",
-    b"SIP/2.0", b"Content-Length: ", b"Via: ", b"tag=", b"branch=", b"m=audio ", b"c=IN IP4 ",
-    b"a=rtpmap:", b"[", b"]", b"[[nodes]]", b"type = ", b"{", b"}", b"PK\x03\x04",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"\n",
+    b":",
+    b";",
+    b",",
+    b"=",
+    b"\"",
+    b"<",
+    b">",
+    b"@",
+    b" ",
+    b"\t",
+    b"/",
+    b"0",
+    b"-1",
+    b"4294967296",
+    b"99999999999999999999",
+    b"\xff",
+    b"\x00",
+    b"\xe4\xb8\xad",
+    b"SIP/2.0",
+    b"Content-Length: ",
+    b"Via: ",
+    b"tag=",
+    b"branch=",
+    b"m=audio ",
+    b"c=IN IP4 ",
+    b"a=rtpmap:",
+    b"[",
+    b"]",
+    b"[[nodes]]",
+    b"type = ",
+    b"{",
+    b"}",
+    b"PK\x03\x04",
 ];
 
 #[derive(Debug, Clone)]
@@ -29,9 +61,7 @@ pub struct Mutator {
 
 impl Mutator {
     pub fn new(seed: u64) -> Self {
-        Self {
-            state: seed | 1,
-        }
+        Self { state: seed | 1 }
     }
 
     fn next(&mut self) -> u64 {
@@ -44,7 +74,11 @@ impl Mutator {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 
     /// One to eight random edits of `input`, sometimes spliced with `other`.

@@ -44,7 +44,8 @@ fn unmasked_personal_numbers(log: &str) -> Vec<String> {
             run = &log[start..=i];
         }
         let id = run.len() == 18;
-        let mobile = run.len() == 11 && run.starts_with('1') && (b'3'..=b'9').contains(&b[start + 1]);
+        let mobile =
+            run.len() == 11 && run.starts_with('1') && (b'3'..=b'9').contains(&b[start + 1]);
         if id || mobile {
             found.push(run.to_string());
         }
@@ -102,9 +103,11 @@ async fn logs_hold_no_personal_numbers_or_secrets_and_tampering_is_found() -> Re
     // The import, over HTTP.
     let file = std::fs::read(fixture("bidders_utf8.csv"))?;
     let resp = c
-        .post(server.url(
-            "/api/v1/integrations/bidders/import?period=2025-11&file_name=bidders_utf8.csv",
-        ))
+        .post(
+            server.url(
+                "/api/v1/integrations/bidders/import?period=2025-11&file_name=bidders_utf8.csv",
+            ),
+        )
         .header("x-csrf-token", &csrf)
         .header("content-type", "text/csv")
         .body(file.clone())
@@ -163,7 +166,12 @@ async fn logs_hold_no_personal_numbers_or_secrets_and_tampering_is_found() -> Re
     };
     let ok = push(
         "nonce-privacy-0001",
-        sign(SECRET_12345.as_bytes(), &ts, "nonce-privacy-0001", body.as_bytes()),
+        sign(
+            SECRET_12345.as_bytes(),
+            &ts,
+            "nonce-privacy-0001",
+            body.as_bytes(),
+        ),
     )
     .await?;
     ensure!(ok.status() == 200, "push {}", ok.text().await?);
@@ -196,10 +204,19 @@ async fn logs_hold_no_personal_numbers_or_secrets_and_tampering_is_found() -> Re
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    ensure!(log.contains("12345"), "the journey was logged at all:\n{log}");
+    ensure!(
+        log.contains("12345"),
+        "the journey was logged at all:\n{log}"
+    );
     let leaks = unmasked_personal_numbers(&log);
-    ensure!(leaks.is_empty(), "unmasked numbers {leaks:?} in the log:\n{log}");
-    ensure!(!log.contains(SECRET_12345), "the 12345 secret is in the log");
+    ensure!(
+        leaks.is_empty(),
+        "unmasked numbers {leaks:?} in the log:\n{log}"
+    );
+    ensure!(
+        !log.contains(SECRET_12345),
+        "the 12345 secret is in the log"
+    );
 
     // The chain is whole; then a row is changed behind the application's back.
     let data_arg = data.to_str().context("utf-8 path")?;

@@ -184,7 +184,10 @@ impl Db {
             .fetch_one(&self.pool)
             .await?;
         let good = v.count();
-        match v.finish(head.try_get("seq")?, &head.try_get::<String, _>("last_hash")?) {
+        match v.finish(
+            head.try_get("seq")?,
+            &head.try_get::<String, _>("last_hash")?,
+        ) {
             Ok(n) => Ok(ChainReport::Intact(n)),
             Err(first) => Ok(ChainReport::Broken { good, first }),
         }
@@ -225,13 +228,15 @@ impl Db {
             let mut entries = rows.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
             let (new_seq, new_hash) = audit_chain::seal(&mut entries, 0, GENESIS_HASH);
             for e in &entries {
-                sqlx::query("UPDATE audit_log SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4")
-                    .bind(e.seq)
-                    .bind(&e.prev_hash)
-                    .bind(&e.hash)
-                    .bind(&e.id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE audit_log SET seq = $1, prev_hash = $2, hash = $3 WHERE id = $4",
+                )
+                .bind(e.seq)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .bind(&e.id)
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query("UPDATE audit_head SET seq = $1, last_hash = $2 WHERE id = 1")
                 .bind(new_seq)
@@ -347,7 +352,8 @@ mod tests {
     hotline_testkit::db_test!(audit_chain_detects_deleted_rows, |t| async move {
         let db = Db::from_pool(t.pool.clone(), &t.url);
         for i in 0..4 {
-            db.audit(i, &SystemRng, entry("auth.login", "user:a")).await?;
+            db.audit(i, &SystemRng, entry("auth.login", "user:a"))
+                .await?;
         }
         sqlx::query("DELETE FROM audit_log WHERE seq = 4")
             .execute(&t.pool)
@@ -399,7 +405,8 @@ mod tests {
         raw("old2", 20).execute(&t.pool).await?;
         raw("old1", 10).execute(&t.pool).await?;
         assert_eq!(db.seal_legacy_audit().await?, 2);
-        db.audit(30, &SystemRng, entry("auth.login", "user:a")).await?;
+        db.audit(30, &SystemRng, entry("auth.login", "user:a"))
+            .await?;
         assert_eq!(db.verify_audit().await?, ChainReport::Intact(3));
         let first: String = sqlx::query_scalar("SELECT id FROM audit_log WHERE seq = 1")
             .fetch_one(&t.pool)

@@ -905,8 +905,15 @@ async fn stats_csv_download(
         .map_err(api_error)?;
     let bytes = stats_csv(&rows).map_err(api_error)?;
     audit_export(&st, &u, &a, "stats.csv").await?;
-    st.record_file(&u.user.username, &a.0, Direction::Export, "stats_csv", "statistics.csv", &bytes)
-        .await?;
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "stats_csv",
+        "statistics.csv",
+        &bytes,
+    )
+    .await?;
     Ok(file_response(
         "text/csv; charset=utf-8",
         "statistics.csv",
@@ -928,8 +935,15 @@ async fn stats_xlsx_download(
         .map_err(api_error)?;
     let bytes = stats_xlsx(&rows, "话务统计").map_err(api_error)?;
     audit_export(&st, &u, &a, "stats.xlsx").await?;
-    st.record_file(&u.user.username, &a.0, Direction::Export, "stats_xlsx", "statistics.xlsx", &bytes)
-        .await?;
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "stats_xlsx",
+        "statistics.xlsx",
+        &bytes,
+    )
+    .await?;
     Ok(file_response(XLSX, "statistics.xlsx", bytes))
 }
 
@@ -944,8 +958,15 @@ async fn monthly_report(
     let bytes = monthly_report_xlsx(&data).map_err(api_error)?;
     audit_export(&st, &u, &a, &format!("monthly_report {month}")).await?;
     let name = format!("hotline-report-{month}.xlsx");
-    st.record_file(&u.user.username, &a.0, Direction::Export, "monthly_report", &name, &bytes)
-        .await?;
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "monthly_report",
+        &name,
+        &bytes,
+    )
+    .await?;
     Ok(file_response(XLSX, &name, bytes))
 }
 

@@ -39,7 +39,8 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
         for (target, run) in [("ivr_flow", flow_file as fn(&[u8]))] {
             let dir = root.join(target);
-            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             let mut n = 0;
             for entry in entries {
                 let path = entry.expect("corpus entry").path();

@@ -21,7 +21,15 @@ async fn refer_to_a_number_outside_the_allow_list_is_refused() -> Result<()> {
         h.addr,
         "seat_uas_refer_forbidden.xml",
         &[
-            "-m", "1", "-p", &p1, "-mp", &mp1, "-key", "target", "0085212345678",
+            "-m",
+            "1",
+            "-p",
+            &p1,
+            "-mp",
+            &mp1,
+            "-key",
+            "target",
+            "0085212345678",
         ],
     )?;
     let mp = free_udp_port().to_string();

@@ -3,11 +3,13 @@
 //! Role: identifiers, time and randomness as injectable traits (so that engines can run on
 //! virtual time in tests), user roles, masking of personal data, the failure throttle used
 //! by both HTTP login and SIP digest authentication, a small Prometheus-style metrics
-//! registry, and the domain events that travel on the in-process event bus.
+//! registry, the domain events that travel on the in-process event bus, and the audit log's
+//! hash chain (the pure part: canonical hashing and verification).
 //!
 //! May depend on: nothing of hotline's. No tokio, sqlx or axum here: this crate is pure
 //! data and logic so that every domain crate can use it without pulling in I/O.
 
+pub mod audit_chain;
 pub mod clock;
 pub mod events;
 pub mod id;

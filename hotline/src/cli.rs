@@ -1,5 +1,5 @@
 //! The command line: `serve`, `init`, `user …`, `seat …`, `kb …`, `bidders …`, `bank …`,
-//! `calendar …`, `recordings …`, `config …`, `migrate`.
+//! `calendar …`, `recordings …`, `audit …`, `config …`, `migrate`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use crate::commands_integrations::{self as integ, ImportKind, ImportOptions};
 use crate::config::{Config, DEFAULT_TOML, LogFormat};
 use crate::db::Db;
 use crate::db::audit::Audit;
+use crate::db::data_files::{Direction, NewDataFile};
 use crate::db::redact_url;
 use crate::db::users::{NewUser, validate_username};
 use crate::fail::Failure;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The tamper-evident audit log and the register of data files.
+    #[command(subcommand)]
+    Audit(crate::commands_audit::AuditCommand),
     /// Bring the database schema up to date.
     Migrate,
 }
@@ -340,6 +344,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), Failure> {
         Command::Calendar(cmd) => calendar(&config, cmd).await,
         Command::Recordings(RecordingsCommand::Verify) => verify_recordings(&config).await,
         Command::Ivr(cmd) => ivr(&config, cmd),
+        Command::Audit(cmd) => crate::commands_audit::run(&config, cmd).await,
         Command::Config(_) => unreachable!("handled by run_without_config"),
     }
 }
@@ -353,6 +358,33 @@ async fn cli_audit(db: &Db, action: &str, target: &str, detail: &str) -> Result<
             action,
             target,
             detail,
+            remote_addr: "local",
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Registers a data file read or written by the CLI (digest register, issue 12).
+async fn cli_file(
+    db: &Db,
+    direction: Direction,
+    kind: &str,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    db.record_data_file(
+        SystemClock.now_ms(),
+        &SystemRng,
+        NewDataFile {
+            direction,
+            kind,
+            file_name: &name,
+            bytes,
+            operator: "cli",
             remote_addr: "local",
         },
     )
@@ -453,7 +485,11 @@ async fn kb(config: &Config, cmd: KbCommand) -> Result<(), Failure> {
             let report = if path.extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-                kb.import_json(&text, "cli").await
+                let r = kb.import_json(&text, "cli").await;
+                if r.is_ok() {
+                    cli_file(&db, Direction::Import, "kb_import", &path, text.as_bytes()).await?;
+                }
+                r
             } else {
                 kb.import_dir(&path, "cli").await
             }
@@ -470,8 +506,9 @@ async fn kb(config: &Config, cmd: KbCommand) -> Result<(), Failure> {
         KbCommand::Export { path } => {
             let n = if path.extension().is_some_and(|e| e == "json") {
                 let text = kb.export_json().await.map_err(usage)?;
-                std::fs::write(&path, text)
+                std::fs::write(&path, &text)
                     .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                cli_file(&db, Direction::Export, "kb_export", &path, text.as_bytes()).await?;
                 text_count(&path)
             } else {
                 kb.export_dir(&path).await.map_err(usage)?
@@ -585,7 +622,7 @@ async fn bank(config: &Config, cmd: BankCommand) -> Result<(), Failure> {
 }
 
 /// `YYYY-MM-DD HH:MM` in Beijing time.
-fn beijing_minute(t: hotline_core::UnixMillis) -> String {
+pub(crate) fn beijing_minute(t: hotline_core::UnixMillis) -> String {
     let date = hotline_integrations::text::Date::of_beijing(t);
     let secs = (t + hotline_integrations::text::BEIJING_OFFSET_MS).rem_euclid(86_400_000) / 1000;
     format!("{} {:02}:{:02}", date.iso(), secs / 3600, secs % 3600 / 60)

@@ -18,6 +18,7 @@ use hotline_integrations::{IntegrationError, IntegrationsConfig};
 
 use crate::db::Db;
 use crate::db::audit::Audit;
+use crate::db::data_files::{Direction, NewDataFile};
 use crate::fail::Failure;
 
 /// What every file import takes besides the file.
@@ -175,6 +176,26 @@ pub async fn import_file(
         },
     )
     .await?;
+    if report.committed {
+        let kind = match kind {
+            ImportKind::Bidders => "bidders",
+            ImportKind::Deposits => "bank_deposits",
+            ImportKind::RefundFailures => "bank_refund_failures",
+        };
+        db.record_data_file(
+            now,
+            &rng,
+            NewDataFile {
+                direction: Direction::Import,
+                kind,
+                file_name: &file_name,
+                bytes: &bytes,
+                operator: "cli",
+                remote_addr: "local",
+            },
+        )
+        .await?;
+    }
     Ok(report)
 }
 

@@ -43,7 +43,8 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` prints the URL without its password (issue 12: secrets never reach logs).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Empty: SQLite file `hotline.db` in the data directory. `postgres://…`: PostgreSQL.
@@ -52,6 +53,16 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Seconds to wait for a connection from the pool before a request fails.
     pub acquire_timeout_secs: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::db::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -726,6 +737,20 @@ mod tests {
             let err = load_str(text, &[]).unwrap_err().to_string();
             assert!(err.contains(&format!("key `{key}`")), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = load_str(
+            "[database]\nurl = \"postgres://app:db-pass-7f3a@db:5432/hotline\"\n\
+             [integrations.platform_12345]\nsecret = \"s3cret-12345-9d1e\"\n",
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{c:?} {:#?}", c.integrations);
+        assert!(!shown.contains("db-pass-7f3a"), "{shown}");
+        assert!(!shown.contains("s3cret-12345-9d1e"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/hotline"));
     }
 
     #[test]

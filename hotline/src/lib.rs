@@ -6,6 +6,7 @@
 //! May depend on: every hotline crate. Nothing depends on it but `hotline-tests`.
 
 pub mod cli;
+pub mod commands_audit;
 pub mod commands_integrations;
 pub mod config;
 pub mod contact;

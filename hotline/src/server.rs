@@ -37,6 +37,15 @@ pub async fn open_db(config: &Config) -> Result<Db, Failure> {
             redact_url(&url)
         ))
     })?;
+    // Chains audit rows written before the hash chain existed (migration 0009), once.
+    match db.seal_legacy_audit().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            entries = n,
+            "audit log: earlier entries sealed into the hash chain"
+        ),
+        Err(e) => return Err(Failure::runtime(format!("cannot seal the audit log: {e}"))),
+    }
     Ok(db)
 }
 

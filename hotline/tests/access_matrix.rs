@@ -275,6 +275,78 @@ hotline_testkit::db_test!(login_csrf_fixation_expiry_throttle, |t| async move {
     Ok(())
 });
 
+// Issue 12 hardening: the per-address limit (many usernames from one address, which the
+// per-account limit alone would not stop), a forged CSRF token (not just a missing one), and
+// a session token the server never issued (fixation by planting a cookie).
+hotline_testkit::db_test!(
+    login_spraying_forged_csrf_and_planted_cookies,
+    |t| async move {
+        let db = Db::from_pool(t.pool.clone(), &t.url);
+        let clock = ManualClock::new(T0);
+        let st = state(db.clone(), clock.clone());
+        let (app, _) = router(st.clone());
+        let hash = hotline::password::hash("a-long-password")?;
+        db.create_user(
+            T0,
+            &SystemRng,
+            NewUser {
+                username: "sup",
+                display_name: "主管",
+                role: Role::Supervisor,
+                password_hash: &hash,
+            },
+        )
+        .await?;
+
+        // A planted token is not a session, and logging in with it issues a different one.
+        let planted = "a".repeat(43);
+        let me = |tok: &str| {
+            Request::get("/api/v1/me")
+                .header(header::COOKIE, format!("{SESSION_COOKIE}={tok}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(send(&app, me(&planted)).await.0, StatusCode::UNAUTHORIZED);
+        let (status, body, token) = login(&app, "sup", "a-long-password", Some(&planted)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let token = token.expect("session cookie");
+        assert_ne!(token, planted);
+        assert_eq!(send(&app, me(&planted)).await.0, StatusCode::UNAUTHORIZED);
+
+        // A wrong CSRF token (another session's, or made up) is refused like a missing one.
+        let forged = Request::post("/api/v1/auth/logout")
+            .header(header::COOKIE, format!("{SESSION_COOKIE}={token}"))
+            .header(CSRF_HEADER, "0".repeat(43))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body, _) = send(&app, forged).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("csrf"))
+        );
+        assert_eq!(
+            send(&app, me(&token)).await.0,
+            StatusCode::OK,
+            "still logged in"
+        );
+
+        // Password spraying: 20 failures over 20 usernames from one address block the address,
+        // so even the right password for an untouched account is refused from there.
+        for i in 0..20 {
+            let (status, _, _) = login(&app, &format!("user{i}"), "guess-123456", None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, body, _) = login(&app, "sup", "a-long-password", None).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        clock.advance_ms(16 * 60_000);
+        assert_eq!(
+            login(&app, "sup", "a-long-password", None).await.0,
+            StatusCode::OK
+        );
+        Ok(())
+    }
+);
+
 hotline_testkit::db_test!(errors_share_one_json_shape, |t| async move {
     let db = Db::from_pool(t.pool.clone(), &t.url);
     let (app, _) = router(state(db, ManualClock::new(T0)));

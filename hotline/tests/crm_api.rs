@@ -443,6 +443,17 @@ hotline_testkit::db_test!(tickets_complaints_and_reports_over_http, |t| async mo
     assert!(report.starts_with(b"PK\x03\x04") && report.len() > 4000);
     let exports = db.audit_entries(Some("crm.export"), 10).await?;
     assert_eq!(exports.len(), 3);
+    // Each download is in the data-file register with the digest of the bytes served.
+    let files = db.data_files(None, 10).await?;
+    let report_file = files
+        .iter()
+        .find(|f| f.kind == "monthly_report")
+        .expect("monthly report registered");
+    assert_eq!(
+        report_file.sha256,
+        hotline::db::data_files::sha256_hex(&report)
+    );
+    assert_eq!(files.iter().filter(|f| f.direction == "export").count(), 3);
 
     // archive: not before the month is over
     assert_eq!(
@@ -457,6 +468,16 @@ hotline_testkit::db_test!(tickets_complaints_and_reports_over_http, |t| async mo
     assert_eq!(
         (s, b["items"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(0))
+    );
+    // The CRM's own audit writes (inside its transactions) and the binary's share one
+    // unbroken hash chain.
+    assert!(
+        matches!(
+            db.verify_audit().await?,
+            hotline::db::audit::ChainReport::Intact(n) if n > 10
+        ),
+        "{:?}",
+        db.verify_audit().await?
     );
     Ok(())
 });

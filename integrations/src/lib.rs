@@ -15,6 +15,8 @@ pub mod bank;
 pub mod bidders;
 pub mod calendar;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lookup;
 pub mod table;
 pub mod text;

@@ -27,8 +27,9 @@ pub const SIGNATURE_HEADER: &str = "x-12345-signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Configuration of the 12345 integration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Configuration of the 12345 integration. `Debug` hides the secret (issue 12: secrets never
+/// reach logs or debug output).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Platform12345Config {
     /// Shared secret for the HMAC; empty disables the push endpoint (503).
@@ -39,6 +40,18 @@ pub struct Platform12345Config {
     pub max_skew_secs: u32,
     pub retry_base_secs: u32,
     pub retry_max_secs: u32,
+}
+
+impl std::fmt::Debug for Platform12345Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform12345Config")
+            .field("secret", &if self.secret.is_empty() { "" } else { "***" })
+            .field("reply_url", &self.reply_url)
+            .field("max_skew_secs", &self.max_skew_secs)
+            .field("retry_base_secs", &self.retry_base_secs)
+            .field("retry_max_secs", &self.retry_max_secs)
+            .finish()
+    }
 }
 
 impl Default for Platform12345Config {
@@ -502,14 +515,24 @@ pub struct DeliveryStats {
 }
 
 /// The async driver of the outbox: posts due messages, signed, to the platform's URL.
-/// A message counts as acknowledged when the platform answers 2xx.
-#[derive(Debug, Clone)]
+/// A message counts as acknowledged when the platform answers 2xx. (`Debug` leaves the
+/// secret out.)
+#[derive(Clone)]
 pub struct OutboxDriver {
     pool: AnyPool,
     client: reqwest::Client,
     url: String,
     secret: Vec<u8>,
     backoff: Backoff,
+}
+
+impl std::fmt::Debug for OutboxDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxDriver")
+            .field("url", &self.url)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OutboxDriver {

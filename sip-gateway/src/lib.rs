@@ -26,6 +26,8 @@ pub mod config;
 pub mod digest;
 mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod media;
 mod outbound;

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! May depend on: nothing of hotline's (it only runs the workspace's migration set). Only
-//! dev-dependencies point at it.
+//! dev-dependencies point at it. Also: [`mutate`], the input mutator of the stable fuzz driver.
+
+pub mod mutate;
 
 use std::future::Future;
 

@@ -72,7 +72,9 @@ impl CrmStore {
     }
 }
 
-/// Writes one row of the shared audit log (table `audit_log` of the foundation).
+/// Appends one entry to the shared audit log (table `audit_log` of the foundation), which is
+/// hash-chained (`hotline_core::audit_chain`): the same SQL as the binary's writer, inside
+/// the caller's transaction, so the head's lock is held until the CRM change commits.
 pub(crate) async fn audit(
     conn: &mut sqlx::AnyConnection,
     now: UnixMillis,
@@ -82,19 +84,42 @@ pub(crate) async fn audit(
     target: &str,
     detail: &str,
 ) -> CrmResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, actor, action, target, detail, remote_addr) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(IdGenerator::new_id(now, rng))
-    .bind(now)
-    .bind(&actor.username)
-    .bind(action)
-    .bind(target)
-    .bind(detail)
-    .bind(&actor.remote_addr)
-    .execute(conn)
-    .await?;
+    use hotline_core::audit_chain::{ChainFields, entry_hash, sql};
+    let id = IdGenerator::new_id(now, rng);
+    sqlx::query(sql::LOCK_HEAD).execute(&mut *conn).await?;
+    let head = sqlx::query(sql::READ_HEAD).fetch_one(&mut *conn).await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev: String = head.try_get("last_hash")?;
+    let hash = entry_hash(
+        &prev,
+        &ChainFields {
+            seq,
+            id: &id,
+            at: now,
+            actor: &actor.username,
+            action,
+            target,
+            detail,
+            remote_addr: &actor.remote_addr,
+        },
+    );
+    sqlx::query(sql::INSERT_ENTRY)
+        .bind(&id)
+        .bind(now)
+        .bind(&actor.username)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .bind(&actor.remote_addr)
+        .bind(seq)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(sql::SET_HEAD_HASH)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! BIGINT millisecond timestamps.
 
 pub mod audit;
+pub mod data_files;
 pub mod sessions;
 pub mod users;
 

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::audit::Audit;
+use crate::db::data_files::Direction;
 use crate::http::access::{Access, ApiBuilder, ClientAddr, CurrentUser};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::http::state::AppState;
@@ -904,6 +905,15 @@ async fn stats_csv_download(
         .map_err(api_error)?;
     let bytes = stats_csv(&rows).map_err(api_error)?;
     audit_export(&st, &u, &a, "stats.csv").await?;
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "stats_csv",
+        "statistics.csv",
+        &bytes,
+    )
+    .await?;
     Ok(file_response(
         "text/csv; charset=utf-8",
         "statistics.csv",
@@ -925,6 +935,15 @@ async fn stats_xlsx_download(
         .map_err(api_error)?;
     let bytes = stats_xlsx(&rows, "话务统计").map_err(api_error)?;
     audit_export(&st, &u, &a, "stats.xlsx").await?;
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "stats_xlsx",
+        "statistics.xlsx",
+        &bytes,
+    )
+    .await?;
     Ok(file_response(XLSX, "statistics.xlsx", bytes))
 }
 
@@ -938,11 +957,17 @@ async fn monthly_report(
     let data = store(&st).monthly_data(month).await.map_err(api_error)?;
     let bytes = monthly_report_xlsx(&data).map_err(api_error)?;
     audit_export(&st, &u, &a, &format!("monthly_report {month}")).await?;
-    Ok(file_response(
-        XLSX,
-        &format!("hotline-report-{month}.xlsx"),
-        bytes,
-    ))
+    let name = format!("hotline-report-{month}.xlsx");
+    st.record_file(
+        &u.user.username,
+        &a.0,
+        Direction::Export,
+        "monthly_report",
+        &name,
+        &bytes,
+    )
+    .await?;
+    Ok(file_response(XLSX, &name, bytes))
 }
 
 #[derive(Debug, Deserialize, Default)]

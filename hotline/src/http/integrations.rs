@@ -34,6 +34,7 @@ use super::access::{Access, ApiBuilder, ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::state::AppState;
 use crate::db::audit::Audit;
+use crate::db::data_files::Direction;
 
 /// Files up to this size may be imported over HTTP (the global limit is 1 MiB).
 pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
@@ -372,6 +373,18 @@ async fn import_bidders(
     .await
     .map_err(api_err)?;
     audit_import(&st, &me, &addr, "integrations.import_bidders", &r).await?;
+    // Only a file that was actually taken in (not a dry run, no bad rows) is registered.
+    if r.committed {
+        st.record_file(
+            &me.user.username,
+            &addr,
+            Direction::Import,
+            "bidders",
+            &p.file_name,
+            &body,
+        )
+        .await?;
+    }
     Ok(Json(r))
 }
 
@@ -410,6 +423,18 @@ async fn import_deposits(
     .await
     .map_err(api_err)?;
     audit_import(&st, &me, &addr, "integrations.import_deposits", &r).await?;
+    // Only a file that was actually taken in (not a dry run, no bad rows) is registered.
+    if r.committed {
+        st.record_file(
+            &me.user.username,
+            &addr,
+            Direction::Import,
+            "bank_deposits",
+            &p.file_name,
+            &body,
+        )
+        .await?;
+    }
     Ok(Json(r))
 }
 
@@ -440,6 +465,18 @@ async fn import_refund_failures(
     .await
     .map_err(api_err)?;
     audit_import(&st, &me, &addr, "integrations.import_refund_failures", &r).await?;
+    // Only a file that was actually taken in (not a dry run, no bad rows) is registered.
+    if r.committed {
+        st.record_file(
+            &me.user.username,
+            &addr,
+            Direction::Import,
+            "bank_refund_failures",
+            &p.file_name,
+            &body,
+        )
+        .await?;
+    }
     Ok(Json(r))
 }
 
@@ -786,6 +823,15 @@ async fn push_order(
         .await
         .map_err(api_err)?;
     if created {
+        st.record_file(
+            "12345",
+            "",
+            Direction::Import,
+            "workorder_12345_in",
+            &format!("{}.json", o.order_no),
+            &body,
+        )
+        .await?;
         st.db
             .audit(
                 now,
@@ -905,6 +951,23 @@ async fn reply_order(
             },
         )
         .await?;
+    // The queued payload is the exact body the outbox driver posts to the platform.
+    if let Some(m) = workorder::messages_of(&st.db.pool, &order_no)
+        .await
+        .map_err(api_err)?
+        .into_iter()
+        .find(|m| m.id == id)
+    {
+        st.record_file(
+            &me.user.username,
+            &addr,
+            Direction::Export,
+            "workorder_12345_reply",
+            &format!("{order_no}-{id}.json"),
+            m.payload.as_bytes(),
+        )
+        .await?;
+    }
     ctx.outbox_wake.notify_one();
     Ok(Json(json!({ "order_no": order_no, "outbox_id": id })))
 }

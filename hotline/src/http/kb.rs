@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use hotline_core::Role;
 use hotline_knowledge::{
     Answer, Article, ArticleInput, ArticlePage, ArticleStatus, ArticleVersion, ErrorClass,
@@ -349,10 +350,19 @@ async fn import(
     me: CurrentUser,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<ImportReport>> {
-    let report = kb(&state)?
-        .import_json(&body.to_string(), &me.user.username)
-        .await?;
+    let text = body.to_string();
+    let report = kb(&state)?.import_json(&text, &me.user.username).await?;
     state.audit_by(&me, &addr, "kb.import", "kb", "").await?;
+    state
+        .record_file(
+            &me.user.username,
+            &addr,
+            crate::db::data_files::Direction::Import,
+            "kb_import",
+            "kb.json",
+            text.as_bytes(),
+        )
+        .await?;
     Ok(Json(report))
 }
 
@@ -360,10 +370,23 @@ async fn export(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     me: CurrentUser,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<axum::response::Response> {
     let text = kb(&state)?.export_json().await?;
     state.audit_by(&me, &addr, "kb.export", "kb", "").await?;
-    serde_json::from_str(&text)
-        .map(Json)
-        .map_err(ApiError::internal)
+    // The client receives exactly these bytes, so the recorded digest matches its file.
+    state
+        .record_file(
+            &me.user.username,
+            &addr,
+            crate::db::data_files::Direction::Export,
+            "kb_export",
+            "kb.json",
+            text.as_bytes(),
+        )
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }

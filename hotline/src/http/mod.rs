@@ -153,6 +153,22 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
             "审计日志",
             users::audit_log,
         )
+        .route(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Roles(roles::ADMIN_SUPERVISOR),
+            "audit",
+            "校验审计日志哈希链",
+            users::audit_verify,
+        )
+        .route(
+            Method::GET,
+            "/api/v1/data-files",
+            Roles(roles::ADMIN_SUPERVISOR),
+            "audit",
+            "导入导出数据文件登记（SHA-256 摘要）",
+            users::data_files,
+        )
         .with(sip::routes)
         .with(acd::routes)
         .with(crm::routes)

@@ -611,6 +611,16 @@ async fn export(
     )
     .await?;
     let name = format!("recording-{}.zip", rec.call_id);
+    state
+        .record_file(
+            &me.user.username,
+            &addr.0,
+            crate::db::data_files::Direction::Export,
+            "recording_export",
+            &name,
+            &zip,
+        )
+        .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),

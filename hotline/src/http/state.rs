@@ -119,6 +119,33 @@ impl AppState {
             .await
     }
 
+    /// Records a data file that came in or went out (register + audit entry, issue 12).
+    pub async fn record_file(
+        &self,
+        operator: &str,
+        addr: &str,
+        direction: crate::db::data_files::Direction,
+        kind: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<(), crate::db::StoreError> {
+        self.db
+            .record_data_file(
+                self.now(),
+                self.rng.as_ref(),
+                crate::db::data_files::NewDataFile {
+                    direction,
+                    kind,
+                    file_name,
+                    bytes,
+                    operator,
+                    remote_addr: addr,
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+
     pub fn session_policy(&self) -> SessionPolicy {
         SessionPolicy {
             idle_ms: i64::from(self.config.http.session_idle_minutes) * 60_000,

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::access::{ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::state::AppState;
-use crate::db::audit::AuditEntry;
+use crate::db::audit::{AuditEntry, ChainReport};
+use crate::db::data_files::DataFile;
 use crate::db::users::{NewUser, User, validate_username};
 use crate::password;
 
@@ -193,4 +194,33 @@ pub async fn audit_log(
     Ok(Json(
         state.db.audit_entries(q.action.as_deref(), limit).await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFilesQuery {
+    /// Only the records of the file with this SHA-256 (hex).
+    pub sha256: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/data-files`: the register of imported and exported files with their digests.
+pub async fn data_files(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DataFilesQuery>,
+) -> ApiResult<Json<Vec<DataFile>>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(state.db.data_files(q.sha256.as_deref(), limit).await?))
+}
+
+/// `GET /api/v1/audit/verify`: walks the audit hash chain (as `hotline audit verify`).
+pub async fn audit_verify(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(match state.db.verify_audit().await? {
+        ChainReport::Intact(n) => serde_json::json!({ "ok": true, "entries": n }),
+        ChainReport::Broken { good, first } => serde_json::json!({
+            "ok": false,
+            "entries_ok": good,
+            "first_broken": { "id": first.id, "seq": first.seq, "problem": first.problem.to_string() },
+        }),
+    }))
 }

@@ -6,6 +6,8 @@
 //! (`Arc<Flow>`): reloading builds a new `Flow`, and calls in progress keep the `Arc` of the
 //! version they started with. The operator documentation is `docs/ivr.md`.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod hours;
 mod reload;
 mod validate;

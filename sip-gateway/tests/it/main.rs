@@ -4,5 +4,6 @@
 mod app_calls;
 mod calls;
 mod harness;
+mod outbound_policy;
 mod registrar;
 mod robustness;

@@ -1,0 +1,5 @@
+#![no_main]
+//! See `hotline_integrations::fuzzing::bank_rows`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    hotline_integrations::fuzzing::bank_rows(data);
+});

@@ -1,0 +1,139 @@
+//! Entry points for the fuzz targets (`fuzz/`, issue 12): each feeds arbitrary bytes through
+//! one of the gateway's parsers exactly as the network drivers do, plus the cheap follow-up
+//! calls a parsed value gets (accessors, printing, re-parsing), and checks invariants the
+//! rest of the gateway relies on. They exist because the parsers are crate-private; they are
+//! not part of the gateway's API. A panic here is a bug (malformed input must be refused,
+//! never crash the single task that owns the engine).
+
+use crate::media::rfc4733::EventReceiver;
+use crate::rtp::{Forwarder, LegMedia, parse_rtp};
+use crate::sdp::{self, Codec};
+use crate::sip::{self, Message};
+
+/// A datagram or stream frame through the SIP adapter (rsipstack's parser + our checks).
+pub fn sip_message(data: &[u8]) {
+    match sip::parse(data) {
+        Ok(Message::Request(r)) => {
+            let _ = (r.call_id(), r.cseq(), r.branch(), r.from(), r.to());
+            if let Some(to) = r.to() {
+                let _ = (to.tag(), to.user());
+            }
+            let reply = sip::response_to(&r, 486, Some("fuzz"));
+            let _ = sip::parse(&reply.to_bytes());
+            // What we print must parse again (we forward requests on the B2BUA).
+            let _ = sip::parse(&r.to_bytes());
+        }
+        Ok(Message::Response(r)) => {
+            let _ = (r.call_id(), r.cseq(), r.branch());
+            let _ = sip::parse(&r.to_bytes());
+        }
+        Err(e) => {
+            if let Some(reply) = e.reply {
+                let _ = sip::parse(&reply.to_bytes());
+            }
+        }
+    }
+}
+
+/// An SDP body (offer or answer) through the parser, then our answer to it.
+pub fn sdp(data: &[u8]) {
+    if let Some(remote) = sdp::parse(data) {
+        let ours = sdp::build(
+            1,
+            1,
+            remote.addr.ip(),
+            remote.addr.port(),
+            &remote.codecs,
+            remote.telephone_event,
+            remote.direction.answer(),
+        );
+        // Our own answer must always be understood by our own parser.
+        assert!(sdp::parse(&ours).is_some(), "our SDP answer does not parse");
+    }
+}
+
+/// RTP packets (the input cut into packets at 0xFF 0xFF markers) through the header parser,
+/// the relay's forwarder (with and without transcoding) and the RFC 4733 receiver.
+pub fn rtp(data: &[u8]) {
+    let leg = |codec, te| LegMedia { codec, te };
+    let mut same = Forwarder::new(
+        leg(Codec::Pcma, Some(101)),
+        leg(Codec::Pcma, Some(101)),
+        7,
+        100,
+        1_000,
+    );
+    let mut transcode = Forwarder::new(
+        leg(Codec::Pcmu, Some(96)),
+        leg(Codec::Pcma, Some(101)),
+        8,
+        65_000,
+        u32::MAX - 500,
+    );
+    let mut events = EventReceiver::default();
+    let mut out = Vec::new();
+    for pkt in split_packets(data) {
+        if let Some(h) = parse_rtp(pkt) {
+            assert!(
+                h.payload.0 <= h.payload.1 && h.payload.1 <= pkt.len(),
+                "payload range outside the packet"
+            );
+            let _ = events.handle(h.ts, &pkt[h.payload.0..h.payload.1]);
+        }
+        let _ = same.forward(pkt, &mut out);
+        let _ = transcode.forward(pkt, &mut out);
+    }
+}
+
+fn split_packets(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    data.split(|&b| b == 0xFF).filter(|p| !p.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays the committed seed corpus (and anything the fuzzer added to it) on stable, so
+    /// a regression shows up in `cargo test` without the fuzz toolchain.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+        for (target, run) in [
+            ("sip_message", sip_message as fn(&[u8])),
+            ("sdp", sdp),
+            ("rtp_rfc4733", rtp),
+        ] {
+            let dir = root.join(target);
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let mut n = 0;
+            for entry in entries {
+                let path = entry.expect("corpus entry").path();
+                run(&std::fs::read(&path).expect("corpus file"));
+                n += 1;
+            }
+            assert!(n > 0, "empty corpus {}", dir.display());
+        }
+    }
+
+    /// The stable fuzz driver: mutated corpus inputs for `HOTLINE_FUZZ_SECS` seconds per
+    /// target (docs/robustness.md). A crashing input is saved to `fuzz/artifacts/<target>/`.
+    #[test]
+    #[ignore = "long-running: the stable fuzz driver, run with --ignored"]
+    fn fuzz_random_mutations() {
+        use hotline_testkit::mutate;
+        let (budget, seed) = mutate::budget_from_env();
+        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        for (target, run) in [
+            ("sip_message", sip_message as fn(&[u8])),
+            ("sdp", sdp),
+            ("rtp_rfc4733", rtp),
+        ] {
+            let corpus = mutate::load_corpus(&fuzz.join("corpus").join(target));
+            let artifacts = fuzz.join("artifacts").join(target);
+            let mut target_fn = run;
+            let n = mutate::run(&corpus, seed, budget, Some(&artifacts), &mut target_fn);
+            println!("fuzz {target}: {n} executions in {budget:?}, seed {seed}, no failure");
+        }
+    }
+}

@@ -173,6 +173,28 @@ pub async fn awaiting_rating(
         .filter(|c| c.rating_asked && c.rating == 0))
 }
 
+/// A message to add.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    pub sender: Sender,
+    /// The agent's username for agent messages, "" otherwise.
+    pub agent: &'a str,
+    pub body: &'a str,
+    /// WeChat's message key (retries are stored once).
+    pub external_id: Option<&'a str>,
+}
+
+impl<'a> NewMessage<'a> {
+    pub fn new(sender: Sender, body: &'a str) -> Self {
+        Self {
+            sender,
+            agent: "",
+            body,
+            external_id: None,
+        }
+    }
+}
+
 /// Adds a message; `Ok(None)` when a message with this `external_id` is already stored
 /// (a retry). User messages also move `last_user_at`.
 pub async fn add_message(
@@ -180,11 +202,14 @@ pub async fn add_message(
     now: UnixMillis,
     rng: &dyn Rng,
     conv: &Conversation,
-    sender: Sender,
-    agent: &str,
-    body: &str,
-    external_id: Option<&str>,
+    m: NewMessage<'_>,
 ) -> Result<Option<Message>> {
+    let NewMessage {
+        sender,
+        agent,
+        body,
+        external_id,
+    } = m;
     let id = IdGenerator::new_id(now, rng);
     // seq = the user's next number. Two writers may pick the same number on PostgreSQL:
     // the unique index refuses the second, which then tries again.

@@ -403,6 +403,12 @@ impl Config {
                 "must be at least retry_base_secs",
             );
         }
+        if let Err((field, message)) = i.wechat.validate() {
+            return err(&format!("wechat.{field}"), &message);
+        }
+        if let Err((field, message)) = i.web_chat.validate() {
+            return err(&format!("web_chat.{field}"), &message);
+        }
         Ok(())
     }
 
@@ -733,6 +739,30 @@ mod tests {
                 "[integrations.platform_12345]\nretry_max_secs = 1\n",
                 "integrations.platform_12345.retry_max_secs",
             ),
+            (
+                "[integrations.wechat]\nencoding_aes_key = \"tooshort\"\n",
+                "integrations.wechat.encoding_aes_key",
+            ),
+            (
+                "[integrations.wechat]\nenabled = true\ntoken = \"tok123\"\napp_id = \"wx1\"\n",
+                "integrations.wechat.app_secret",
+            ),
+            (
+                "[integrations.wechat]\napi_base = \"ftp://x\"\n",
+                "integrations.wechat.api_base",
+            ),
+            (
+                "[integrations.web_chat]\nenabled = true\n",
+                "integrations.web_chat.allowed_origins",
+            ),
+            (
+                "[integrations.web_chat]\nallowed_origins = [\"https://a.example/\"]\n",
+                "integrations.web_chat.allowed_origins",
+            ),
+            (
+                "[integrations.web_chat]\nmax_message_chars = 0\n",
+                "integrations.web_chat.max_message_chars",
+            ),
         ] {
             let err = load_str(text, &[]).unwrap_err().to_string();
             assert!(err.contains(&format!("key `{key}`")), "{text}: {err}");
@@ -751,6 +781,28 @@ mod tests {
         assert!(!shown.contains("db-pass-7f3a"), "{shown}");
         assert!(!shown.contains("s3cret-12345-9d1e"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/hotline"));
+    }
+
+    #[test]
+    fn wechat_key_error_is_precise_and_secrets_stay_out_of_debug() {
+        let err = load_str("[integrations.wechat]\nencoding_aes_key = \"abc\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be 43 characters, got 3"), "{err}");
+        let c = load_str(
+            "[integrations.wechat]\nenabled = true\ntoken = \"tok123\"\napp_id = \"wx1\"\n\
+             encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n",
+            &[(
+                "HOTLINE_INTEGRATIONS__WECHAT__APP_SECRET",
+                "very-secret-value",
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.integrations.wechat.app_secret, "very-secret-value");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("very-secret-value"), "{dbg}");
+        assert!(!dbg.contains("jWmYm7qr"), "{dbg}");
+        assert!(!dbg.contains("tok123"), "{dbg}");
     }
 
     #[test]

@@ -204,7 +204,7 @@ hotline_testkit::db_test!(every_integration_route_by_every_role, |t| async move 
             req(spec.method.clone(), &path, None, body(), "application/json"),
         )
         .await;
-        if spec.access == Access::Public {
+        if spec.access.is_public() {
             assert!(
                 status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
                 "{} {}",

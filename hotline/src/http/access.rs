@@ -29,6 +29,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub enum Access {
     /// Anyone (health checks, login, the OpenAPI document).
     Public,
+    /// Anyone, also from pages of other sites: the website chat widget's visitor API. It
+    /// uses no cookie, so the cross-site check (which protects cookie sessions) does not
+    /// apply; the route checks its callers itself (CORS allow-list, rate limits, sizes).
+    Visitor,
     /// Any logged-in user.
     AnyUser,
     /// A logged-in user with one of these roles.
@@ -36,9 +40,14 @@ pub enum Access {
 }
 
 impl Access {
+    /// No session needed.
+    pub fn is_public(self) -> bool {
+        matches!(self, Access::Public | Access::Visitor)
+    }
+
     pub fn allows(self, role: Role) -> bool {
         match self {
-            Access::Public | Access::AnyUser => true,
+            Access::Public | Access::Visitor | Access::AnyUser => true,
             Access::Roles(roles) => roles.contains(&role),
         }
     }
@@ -142,6 +151,9 @@ async fn guard(
 }
 
 async fn check(state: &AppState, access: Access, req: &mut Request) -> Result<(), ApiError> {
+    if access == Access::Visitor {
+        return Ok(());
+    }
     let unsafe_method = !is_safe(req.method());
     if unsafe_method && cross_site(req.headers()) {
         return Err(ApiError::Csrf);

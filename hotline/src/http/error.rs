@@ -34,6 +34,9 @@ pub enum ApiError {
     AccountDisabled,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A service we call (the WeChat API) failed; the message (zh-CN) says which and why.
+    #[error("upstream failed: {0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::LoginFailed => ("login_failed", "用户名或密码错误".into()),
             ApiError::AccountDisabled => ("account_disabled", "账号已停用".into()),
             ApiError::Unavailable(_) => ("unavailable", "服务暂时不可用".into()),
+            ApiError::Upstream(m) => ("upstream", m.clone()),
             ApiError::Internal(_) => ("internal", "服务器内部错误".into()),
         }
     }

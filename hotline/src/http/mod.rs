@@ -4,6 +4,7 @@
 pub mod access;
 pub mod acd;
 pub mod auth;
+pub mod chat;
 pub mod crm;
 pub mod error;
 pub mod integrations;
@@ -14,6 +15,8 @@ pub mod recordings;
 pub mod sip;
 pub mod state;
 pub mod users;
+pub mod webchat;
+pub mod wechat;
 
 use std::sync::{Arc, OnceLock};
 
@@ -176,12 +179,16 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(recordings::routes)
         .with(|b| integrations::routes_with(b, state.integrations_http()))
         .with(crate::web::live::routes)
+        .with(chat::routes)
+        .with(wechat::routes)
+        .with(webchat::routes)
         .finish();
     let _ = doc.set(openapi::document(&specs));
 
     let app = api
         .merge(crate::web::routes())
         .fallback(|| async { ApiError::NotFound("接口不存在".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), webchat::cors))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);

@@ -20,7 +20,7 @@ pub fn document(specs: &[RouteSpec]) -> Value {
             })
             .collect();
         let (security, roles) = match spec.access {
-            Access::Public => (json!([]), Value::Null),
+            Access::Public | Access::Visitor => (json!([]), Value::Null),
             Access::AnyUser => (json!([{ "session": [] }]), json!("any")),
             Access::Roles(r) => (
                 json!([{ "session": [] }]),
@@ -29,7 +29,7 @@ pub fn document(specs: &[RouteSpec]) -> Value {
         };
         let mut responses = Map::new();
         responses.insert("200".into(), json!({ "description": "成功" }));
-        if spec.access != Access::Public {
+        if !spec.access.is_public() {
             responses.insert(
                 "401".into(),
                 json!({ "$ref": "#/components/responses/Unauthorized" }),

@@ -39,6 +39,9 @@ pub struct AppInner {
     /// What the integration routes share (configuration, self-service gate, outbox wake-up);
     /// made from `config.integrations` on first use.
     pub integrations: std::sync::OnceLock<Arc<super::integrations::IntegrationsHttp>>,
+    /// What the chat routes share (WeChat cipher and replay guard, API client, visitor rate
+    /// limits); made from `config.integrations` on first use.
+    pub chat: std::sync::OnceLock<Arc<crate::chat::ChatHub>>,
     pub login_failures: Metric,
     /// The event bus, for the console's live stream; unset in tools and in-process tests.
     pub event_bus: std::sync::OnceLock<crate::events::EventBus>,
@@ -77,6 +80,7 @@ impl AppState {
             knowledge: std::sync::OnceLock::new(),
             contact: std::sync::OnceLock::new(),
             integrations: std::sync::OnceLock::new(),
+            chat: std::sync::OnceLock::new(),
         }))
     }
 
@@ -88,6 +92,13 @@ impl AppState {
                     self.config.integrations.clone(),
                 ))
             })
+            .clone()
+    }
+
+    /// The chat engine's shared state, configured from `[integrations]`.
+    pub fn chat_hub(&self) -> Arc<crate::chat::ChatHub> {
+        self.chat
+            .get_or_init(|| Arc::new(crate::chat::ChatHub::new(self.config.integrations.clone())))
             .clone()
     }
 

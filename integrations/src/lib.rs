@@ -1,6 +1,6 @@
 //! `hotline-integrations`: the auction system's bidder records, Bohai Bank's deposit-flow and
 //! refund-failure files, the monthly auction calendar, the IVR self-service and screen-pop
-//! lookups, and 12345 work orders with the outbox of replies.
+//! lookups, 12345 work orders with the outbox of replies, and SMS notices ([`sms`]).
 //!
 //! May depend on: `hotline-core` only among hotline's crates (no sibling domain crate); the
 //! binary `hotline` wires it to the others (HTTP, CLI, IVR port, CRM tickets).
@@ -16,6 +16,7 @@ pub mod bidders;
 pub mod calendar;
 pub mod error;
 pub mod lookup;
+pub mod sms;
 pub mod table;
 pub mod text;
 pub mod workorder;
@@ -39,4 +40,6 @@ pub struct IntegrationsConfig {
     /// Header texts of Bohai Bank's refund-failure file.
     pub refund_failure_columns: RefundFailureColumns,
     pub platform_12345: Platform12345Config,
+    /// SMS notices: provider, rate, retries, quiet hours, sign (`[integrations.sms]`).
+    pub sms: sms::SmsConfig,
 }

@@ -138,175 +138,198 @@ async fn status_of(pool: &AnyPool, batch_id: &str) -> anyhow::Result<BTreeMap<St
         .by_status)
 }
 
-hotline_testkit::db_test!(templates_need_approval_and_edits_revoke_it, |db| async move {
-    let pool = &db.pool;
-    let input = TemplateInput {
-        kind: TemplateKind::Activation,
-        name: "资格激活".into(),
-        body: "{name}您好，请于{activation_end}前激活。".into(),
-    };
-    let t = template::create_template(pool, t0(), &SystemRng, &input, "biz").await?;
-    assert_eq!((t.status.as_str(), t.version), ("draft", 1));
-    // approving a version that is not the current one is refused
-    let e = template::approve_template(pool, t0(), &t.id, 7, "boss").await;
-    assert!(e.is_err());
-    let a = template::approve_template(pool, t0(), &t.id, 1, "boss").await?;
-    assert!(a.is_approved());
-    assert_eq!(a.approved_by, "boss");
-    // editing the approved text makes it a draft again
-    let edited = template::update_template(
-        pool,
-        t0() + 1,
-        &t.id,
-        &TemplateInput {
-            body: "{name}您好，请尽快激活。".into(),
-            ..input.clone()
-        },
-        "biz",
-    )
-    .await?;
-    assert_eq!(
-        (edited.status.as_str(), edited.version, edited.approved_by.as_str()),
-        ("draft", 2, "")
-    );
-    // a malformed body is refused with a clear message
-    let bad = template::create_template(
-        pool,
-        t0(),
-        &SystemRng,
-        &TemplateInput {
-            body: "{name 您好".into(),
-            ..input.clone()
-        },
-        "biz",
-    )
-    .await;
-    assert!(bad.unwrap_err().message_zh().contains("缺少 }"));
-    assert_eq!(template::list_templates(pool).await?.len(), 1);
-    assert!(template::delete_template(pool, &t.id).await?);
-    Ok(())
-});
-
-hotline_testkit::db_test!(bidder_batch_preview_confirm_send_and_receipts, |db| async move {
-    let pool = &db.pool;
-    import_bidders(pool).await?;
-    let t = approved_template(pool, "{name}您好，您{period}期的保证金{amount}元尚未到账，请于{deadline}前缴纳。")
+hotline_testkit::db_test!(
+    templates_need_approval_and_edits_revoke_it,
+    |db| async move {
+        let pool = &db.pool;
+        let input = TemplateInput {
+            kind: TemplateKind::Activation,
+            name: "资格激活".into(),
+            body: "{name}您好，请于{activation_end}前激活。".into(),
+        };
+        let t = template::create_template(pool, t0(), &SystemRng, &input, "biz").await?;
+        assert_eq!((t.status.as_str(), t.version), ("draft", 1));
+        // approving a version that is not the current one is refused
+        let e = template::approve_template(pool, t0(), &t.id, 7, "boss").await;
+        assert!(e.is_err());
+        let a = template::approve_template(pool, t0(), &t.id, 1, "boss").await?;
+        assert!(a.is_approved());
+        assert_eq!(a.approved_by, "boss");
+        // editing the approved text makes it a draft again
+        let edited = template::update_template(
+            pool,
+            t0() + 1,
+            &t.id,
+            &TemplateInput {
+                body: "{name}您好，请尽快激活。".into(),
+                ..input.clone()
+            },
+            "biz",
+        )
         .await?;
-    assert!(batch::add_opt_out(pool, t0(), "139 0000 1111", "staff", "", "biz").await?);
-    let extra: BTreeMap<String, String> = [("deadline".into(), "11月10日17:00".into())].into();
-    // a variable the data does not have and nobody gave refuses the batch
-    let no_extra =
-        batch::bidder_recipients(pool, P, BidderFilter::DepositUnpaid, &BTreeMap::new()).await?;
-    let e = batch::create_batch(
-        pool,
-        t0(),
-        &SystemRng,
-        NewBatch {
-            name: "",
-            template: &t,
-            audience: Audience::Bidders {
-                period: P.into(),
-                filter: BidderFilter::DepositUnpaid,
+        assert_eq!(
+            (
+                edited.status.as_str(),
+                edited.version,
+                edited.approved_by.as_str()
+            ),
+            ("draft", 2, "")
+        );
+        // a malformed body is refused with a clear message
+        let bad = template::create_template(
+            pool,
+            t0(),
+            &SystemRng,
+            &TemplateInput {
+                body: "{name 您好".into(),
+                ..input.clone()
             },
-            recipients: no_extra,
-            sign: SIGN,
-            opt_out_hint: "回复TD退订",
-            actor: "biz",
-        },
-    )
-    .await
-    .unwrap_err();
-    assert!(e.message_zh().contains("{deadline}"), "{}", e.message_zh());
+            "biz",
+        )
+        .await;
+        assert!(bad.unwrap_err().message_zh().contains("缺少 }"));
+        assert_eq!(template::list_templates(pool).await?.len(), 1);
+        assert!(template::delete_template(pool, &t.id).await?);
+        Ok(())
+    }
+);
 
-    let recipients = batch::bidder_recipients(pool, P, BidderFilter::DepositUnpaid, &extra).await?;
-    assert_eq!(recipients.len(), 5, "codes 1, 2, 3, 6, 7 have not paid");
-    let b = batch::create_batch(
-        pool,
-        t0(),
-        &SystemRng,
-        NewBatch {
-            name: "11月保证金催缴",
-            template: &t,
-            audience: Audience::Bidders {
-                period: P.into(),
-                filter: BidderFilter::DepositUnpaid,
+hotline_testkit::db_test!(
+    bidder_batch_preview_confirm_send_and_receipts,
+    |db| async move {
+        let pool = &db.pool;
+        import_bidders(pool).await?;
+        let t = approved_template(
+            pool,
+            "{name}您好，您{period}期的保证金{amount}元尚未到账，请于{deadline}前缴纳。",
+        )
+        .await?;
+        assert!(batch::add_opt_out(pool, t0(), "139 0000 1111", "staff", "", "biz").await?);
+        let extra: BTreeMap<String, String> = [("deadline".into(), "11月10日17:00".into())].into();
+        // a variable the data does not have and nobody gave refuses the batch
+        let no_extra =
+            batch::bidder_recipients(pool, P, BidderFilter::DepositUnpaid, &BTreeMap::new())
+                .await?;
+        let e = batch::create_batch(
+            pool,
+            t0(),
+            &SystemRng,
+            NewBatch {
+                name: "",
+                template: &t,
+                audience: Audience::Bidders {
+                    period: P.into(),
+                    filter: BidderFilter::DepositUnpaid,
+                },
+                recipients: no_extra,
+                sign: SIGN,
+                opt_out_hint: "回复TD退订",
+                actor: "biz",
             },
-            recipients,
-            sign: SIGN,
-            opt_out_hint: "回复TD退订",
-            actor: "biz",
-        },
-    )
-    .await?;
-    assert_eq!(b.status, "draft");
-    assert_eq!(
-        (b.counts.recipients, b.counts.excluded_opt_out, b.counts.invalid_mobile),
-        (4, 1, 0)
-    );
-    let sample = b.sample.clone().unwrap();
-    assert_eq!(sample.mobile, "138****5678", "the sample is masked");
-    assert_eq!(
-        sample.body,
-        "【天津小客车指标】张三您好，您2025-11期的保证金2000.00元尚未到账，请于11月10日17:00前缴纳。回复TD退订"
-    );
-    assert_eq!(template::segments(&sample.body).chars, 63);
-    // the company's 10-character name makes its message 71 characters: two parts
-    assert_eq!(b.counts.segments, 5);
-    // nothing is sent before confirmation
-    assert!(sender::claim_due(pool, t0(), 100).await?.is_empty());
-    let b = batch::confirm_batch(pool, t0(), &b.id, "biz").await?;
-    assert_eq!(b.counts.by_status.get("queued"), Some(&4));
-    assert!(batch::confirm_batch(pool, t0(), &b.id, "biz").await.is_err());
+        )
+        .await
+        .unwrap_err();
+        assert!(e.message_zh().contains("{deadline}"), "{}", e.message_zh());
 
-    // one request fails (retry), one number is refused by the provider (failed)
-    let provider = Arc::new(MemoryProvider {
-        fail_first: 1,
-        reject_mobile: Some("13700002222".into()),
-        ..Default::default()
-    });
-    let clock = ManualClock::new(t0());
-    // one request at a time, so which message meets the failure is known
-    let one_by_one = SenderPolicy {
-        concurrency: 1,
-        ..policy(QuietHours::NONE)
-    };
-    let mut s = SmsSender::new(pool.clone(), provider.clone(), one_by_one);
-    assert_eq!(
-        s.run_round(&clock).await?,
-        Round::Sent {
-            accepted: 2,
-            failed: 2
-        }
-    );
-    // the retried one waits for its backoff
-    assert_eq!(s.run_round(&clock).await?, Round::Idle);
-    assert_eq!(sender::next_due_at(pool).await?, Some(t0() + 1000));
-    clock.advance_ms(1000);
-    assert_eq!(
-        s.run_round(&clock).await?,
-        Round::Sent {
-            accepted: 1,
-            failed: 0
-        }
-    );
-    let by = status_of(pool, &b.id).await?;
-    assert_eq!(by.get("sent"), Some(&3));
-    assert_eq!(by.get("failed"), Some(&1));
-    let got = provider.got.lock().unwrap().clone();
-    assert_eq!(got.len(), 3);
-    assert!(got.values().all(|&n| n == 1));
-    // receipts: by key; unknown keys are not ours
-    let key = got.keys().next().unwrap().clone();
-    assert!(batch::apply_receipt(pool, t0(), &key, true, "").await?);
-    assert!(!batch::apply_receipt(pool, t0(), "nope", true, "").await?);
-    let by = status_of(pool, &b.id).await?;
-    assert_eq!((by.get("delivered"), by.get("sent")), (Some(&1), Some(&2)));
-    let b = batch::get_batch(pool, &b.id).await?.unwrap();
-    assert!(b.finished);
-    let failed = batch::list_messages(pool, &b.id, "failed", 10, 0).await?;
-    assert_eq!(failed[0].last_error, "空号");
-    Ok(())
-});
+        let recipients =
+            batch::bidder_recipients(pool, P, BidderFilter::DepositUnpaid, &extra).await?;
+        assert_eq!(recipients.len(), 5, "codes 1, 2, 3, 6, 7 have not paid");
+        let b = batch::create_batch(
+            pool,
+            t0(),
+            &SystemRng,
+            NewBatch {
+                name: "11月保证金催缴",
+                template: &t,
+                audience: Audience::Bidders {
+                    period: P.into(),
+                    filter: BidderFilter::DepositUnpaid,
+                },
+                recipients,
+                sign: SIGN,
+                opt_out_hint: "回复TD退订",
+                actor: "biz",
+            },
+        )
+        .await?;
+        assert_eq!(b.status, "draft");
+        assert_eq!(
+            (
+                b.counts.recipients,
+                b.counts.excluded_opt_out,
+                b.counts.invalid_mobile
+            ),
+            (4, 1, 0)
+        );
+        let sample = b.sample.clone().unwrap();
+        assert_eq!(sample.mobile, "138****5678", "the sample is masked");
+        assert_eq!(
+            sample.body,
+            "【天津小客车指标】张三您好，您2025-11期的保证金2000.00元尚未到账，请于11月10日17:00前缴纳。回复TD退订"
+        );
+        assert_eq!(template::segments(&sample.body).chars, 63);
+        // the company's 10-character name makes its message 71 characters: two parts
+        assert_eq!(b.counts.segments, 5);
+        // nothing is sent before confirmation
+        assert!(sender::claim_due(pool, t0(), 100).await?.is_empty());
+        let b = batch::confirm_batch(pool, t0(), &b.id, "biz").await?;
+        assert_eq!(b.counts.by_status.get("queued"), Some(&4));
+        assert!(
+            batch::confirm_batch(pool, t0(), &b.id, "biz")
+                .await
+                .is_err()
+        );
+
+        // one request fails (retry), one number is refused by the provider (failed)
+        let provider = Arc::new(MemoryProvider {
+            fail_first: 1,
+            reject_mobile: Some("13700002222".into()),
+            ..Default::default()
+        });
+        let clock = ManualClock::new(t0());
+        // one request at a time, so which message meets the failure is known
+        let one_by_one = SenderPolicy {
+            concurrency: 1,
+            ..policy(QuietHours::NONE)
+        };
+        let mut s = SmsSender::new(pool.clone(), provider.clone(), one_by_one);
+        assert_eq!(
+            s.run_round(&clock).await?,
+            Round::Sent {
+                accepted: 2,
+                failed: 2
+            }
+        );
+        // the retried one waits for its backoff
+        assert_eq!(s.run_round(&clock).await?, Round::Idle);
+        assert_eq!(sender::next_due_at(pool).await?, Some(t0() + 1000));
+        clock.advance_ms(1000);
+        assert_eq!(
+            s.run_round(&clock).await?,
+            Round::Sent {
+                accepted: 1,
+                failed: 0
+            }
+        );
+        let by = status_of(pool, &b.id).await?;
+        assert_eq!(by.get("sent"), Some(&3));
+        assert_eq!(by.get("failed"), Some(&1));
+        let got = provider.got.lock().unwrap().clone();
+        assert_eq!(got.len(), 3);
+        assert!(got.values().all(|&n| n == 1));
+        // receipts: by key; unknown keys are not ours
+        let key = got.keys().next().unwrap().clone();
+        assert!(batch::apply_receipt(pool, t0(), &key, true, "").await?);
+        assert!(!batch::apply_receipt(pool, t0(), "nope", true, "").await?);
+        let by = status_of(pool, &b.id).await?;
+        assert_eq!((by.get("delivered"), by.get("sent")), (Some(&1), Some(&2)));
+        let b = batch::get_batch(pool, &b.id).await?.unwrap();
+        assert!(b.finished);
+        let failed = batch::list_messages(pool, &b.id, "failed", 10, 0).await?;
+        assert_eq!(failed[0].last_error, "空号");
+        Ok(())
+    }
+);
 
 hotline_testkit::db_test!(messages_in_doubt_are_settled_not_resent, |db| async move {
     let pool = &db.pool;
@@ -341,12 +364,13 @@ hotline_testkit::db_test!(messages_in_doubt_are_settled_not_resent, |db| async m
     assert_eq!(claimed.len(), 6);
     let provider = Arc::new(MemoryProvider::default());
     for m in &claimed[..3] {
-        provider.send(OutgoingSms {
-            key: &m.id,
-            mobile: &m.mobile,
-            text: &m.body,
-        })
-        .await;
+        provider
+            .send(OutgoingSms {
+                key: &m.id,
+                mobile: &m.mobile,
+                text: &m.body,
+            })
+            .await;
     }
     assert_eq!(sender::in_doubt(pool).await?.len(), 6);
     // "Restart": the next round settles before sending.
@@ -363,33 +387,41 @@ hotline_testkit::db_test!(messages_in_doubt_are_settled_not_resent, |db| async m
     Ok(())
 });
 
-hotline_testkit::db_test!(quiet_hours_hold_messages_and_singles_queue_once, |db| async move {
-    let pool = &db.pool;
-    // 22:00 Beijing: inside 21:00–08:00
-    let night = Date::new(2025, 11, 5).unwrap().at_beijing(22, 0, 0);
-    assert!(batch::enqueue_single(pool, night, "review-1", "13800000001", "【签】审核通过").await?);
-    assert!(!batch::enqueue_single(pool, night, "review-1", "13800000001", "【签】审核通过").await?);
-    batch::add_opt_out(pool, night, "13800000002", "reply", "", "sms").await?;
-    assert!(!batch::enqueue_single(pool, night, "review-2", "13800000002", "x").await?);
-    let quiet = QuietHours::parse("21:00", "08:00", 480).unwrap();
-    let provider = Arc::new(MemoryProvider::default());
-    let clock = ManualClock::new(night);
-    let mut s = SmsSender::new(pool.clone(), provider.clone(), policy(quiet));
-    let morning = Date::new(2025, 11, 6).unwrap().at_beijing(8, 0, 0);
-    assert_eq!(s.run_round(&clock).await?, Round::Quiet(morning));
-    assert!(provider.got.lock().unwrap().is_empty());
-    clock.set(morning);
-    assert_eq!(
-        s.run_round(&clock).await?,
-        Round::Sent {
-            accepted: 1,
-            failed: 0
-        }
-    );
-    assert_eq!(provider.got.lock().unwrap().get("review-1"), Some(&1));
-    // opt-outs: listed, removed
-    assert_eq!(batch::list_opt_outs(pool, 10, 0).await?.len(), 1);
-    assert!(batch::remove_opt_out(pool, "138-0000-0002").await?);
-    assert!(!batch::is_opted_out(pool, "13800000002").await?);
-    Ok(())
-});
+hotline_testkit::db_test!(
+    quiet_hours_hold_messages_and_singles_queue_once,
+    |db| async move {
+        let pool = &db.pool;
+        // 22:00 Beijing: inside 21:00–08:00
+        let night = Date::new(2025, 11, 5).unwrap().at_beijing(22, 0, 0);
+        assert!(
+            batch::enqueue_single(pool, night, "review-1", "13800000001", "【签】审核通过").await?
+        );
+        assert!(
+            !batch::enqueue_single(pool, night, "review-1", "13800000001", "【签】审核通过")
+                .await?
+        );
+        batch::add_opt_out(pool, night, "13800000002", "reply", "", "sms").await?;
+        assert!(!batch::enqueue_single(pool, night, "review-2", "13800000002", "x").await?);
+        let quiet = QuietHours::parse("21:00", "08:00", 480).unwrap();
+        let provider = Arc::new(MemoryProvider::default());
+        let clock = ManualClock::new(night);
+        let mut s = SmsSender::new(pool.clone(), provider.clone(), policy(quiet));
+        let morning = Date::new(2025, 11, 6).unwrap().at_beijing(8, 0, 0);
+        assert_eq!(s.run_round(&clock).await?, Round::Quiet(morning));
+        assert!(provider.got.lock().unwrap().is_empty());
+        clock.set(morning);
+        assert_eq!(
+            s.run_round(&clock).await?,
+            Round::Sent {
+                accepted: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(provider.got.lock().unwrap().get("review-1"), Some(&1));
+        // opt-outs: listed, removed
+        assert_eq!(batch::list_opt_outs(pool, 10, 0).await?.len(), 1);
+        assert!(batch::remove_opt_out(pool, "138-0000-0002").await?);
+        assert!(!batch::is_opted_out(pool, "13800000002").await?);
+        Ok(())
+    }
+);

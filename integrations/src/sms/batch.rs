@@ -53,8 +53,14 @@ impl BidderFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Audience {
-    Bidders { period: String, filter: BidderFilter },
-    Upload { file_name: String, rows: u64 },
+    Bidders {
+        period: String,
+        filter: BidderFilter,
+    },
+    Upload {
+        file_name: String,
+        rows: u64,
+    },
 }
 
 /// One recipient: a mobile and the values of the template's variables.
@@ -137,7 +143,11 @@ pub async fn bidder_recipients(
         vars.insert("period".into(), period.to_string());
         vars.insert(
             "amount".into(),
-            format_cents(if deposit > 0 { deposit } else { default_deposit }),
+            format_cents(if deposit > 0 {
+                deposit
+            } else {
+                default_deposit
+            }),
         );
         vars.insert("price".into(), format_cents(price));
         vars.insert("refund_failure".into(), r.try_get("refund_failure")?);
@@ -296,7 +306,9 @@ pub async fn create_batch(
     }
     let name = nb.name.trim();
     if name.chars().count() > 100 {
-        return Err(IntegrationError::Invalid("批次名称不能超过 100 个字符".into()));
+        return Err(IntegrationError::Invalid(
+            "批次名称不能超过 100 个字符".into(),
+        ));
     }
     let opted_out = opt_out_set(pool).await?;
     let batch_id = IdGenerator::new_id(now, rng);
@@ -706,11 +718,13 @@ impl OptOut {
 }
 
 async fn opt_out_set(pool: &AnyPool) -> Result<HashSet<String>> {
-    Ok(sqlx::query_scalar::<_, String>("SELECT mobile FROM sms_opt_outs")
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect())
+    Ok(
+        sqlx::query_scalar::<_, String>("SELECT mobile FROM sms_opt_outs")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect(),
+    )
 }
 
 pub async fn is_opted_out(pool: &AnyPool, mobile: &str) -> Result<bool> {
@@ -814,7 +828,11 @@ pub async fn apply_receipt(
         "UPDATE sms_messages SET status = $1, receipt_at = $2, last_error = $3 \
          WHERE id = $4 AND status IN ('sending', 'sent', 'delivered', 'undelivered', 'unknown')",
     )
-    .bind(if delivered { "delivered" } else { "undelivered" })
+    .bind(if delivered {
+        "delivered"
+    } else {
+        "undelivered"
+    })
     .bind(now)
     .bind(error.to_string())
     .bind(key.to_string())
@@ -849,14 +867,18 @@ mod tests {
 
     #[test]
     fn upload_is_all_or_nothing_with_row_and_field_errors() {
-        let t = read_csv("mobile,name,code\n13800000001,张三,A1\n1380000,李四,A2\n13800000003,,A3\n")
-            .unwrap();
+        let t =
+            read_csv("mobile,name,code\n13800000001,张三,A1\n1380000,李四,A2\n13800000003,,A3\n")
+                .unwrap();
         let body = "{name}您好，申请编码{code}，请于{deadline}前缴纳。";
         let extra: BTreeMap<String, String> =
             [("deadline".to_string(), "11月10日".to_string())].into();
         let problems = upload_recipients(&t, body, &extra).unwrap().unwrap_err();
         assert_eq!(problems.len(), 2);
-        assert_eq!((problems[0].line, problems[0].column.as_str()), (3, "mobile"));
+        assert_eq!(
+            (problems[0].line, problems[0].column.as_str()),
+            (3, "mobile")
+        );
         assert_eq!(problems[0].value, "*****00", "masked");
         assert_eq!((problems[1].line, problems[1].column.as_str()), (4, "name"));
         let ok = read_csv("手机号,name,code\n138 0000 0001,张三,A1\n").unwrap();

@@ -209,7 +209,8 @@ impl SmsConfig {
                     "must be an http:// or https:// URL for the http provider",
                 );
             }
-            if !h.status_url.is_empty() && (!is_url(&h.status_url) || !h.status_url.contains("{key}"))
+            if !h.status_url.is_empty()
+                && (!is_url(&h.status_url) || !h.status_url.contains("{key}"))
             {
                 return err(
                     "http.status_url",
@@ -282,6 +283,9 @@ mod tests {
         };
         c.http.auth_value = "Bearer very-secret".into();
         let s = format!("{c:?}");
-        assert!(!s.contains("tok-secret") && !s.contains("very-secret"), "{s}");
+        assert!(
+            !s.contains("tok-secret") && !s.contains("very-secret"),
+            "{s}"
+        );
     }
 }

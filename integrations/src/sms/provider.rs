@@ -34,7 +34,9 @@ pub enum SendOutcome {
 /// Whether the provider has a message of this key (settles messages in doubt after a crash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyStatus {
-    Known { provider_id: String },
+    Known {
+        provider_id: String,
+    },
     NotKnown,
     /// The provider cannot tell.
     Unsupported,
@@ -100,7 +102,9 @@ impl HttpProvider {
         body.insert(c.field_mobile.clone(), Value::from(msg.mobile));
         body.insert(c.field_content.clone(), Value::from(msg.text));
         body.insert(c.field_key.clone(), Value::from(msg.key));
-        let req = self.with_auth(self.client.post(&c.url)).json(&Value::Object(body));
+        let req = self
+            .with_auth(self.client.post(&c.url))
+            .json(&Value::Object(body));
         let resp = match req.send().await {
             Ok(r) => r,
             // The error text of reqwest names the URL, never the body (no mobile).
@@ -179,8 +183,9 @@ impl FileSink {
 
     async fn append(&self, msg: OutgoingSms<'_>) -> SendOutcome {
         use tokio::io::AsyncWriteExt as _;
-        let mut line = serde_json::json!({ "key": msg.key, "mobile": msg.mobile, "text": msg.text })
-            .to_string();
+        let mut line =
+            serde_json::json!({ "key": msg.key, "mobile": msg.mobile, "text": msg.text })
+                .to_string();
         line.push('\n');
         let _guard = self.lock.lock().await;
         let file = tokio::fs::OpenOptions::new()

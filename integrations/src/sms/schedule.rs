@@ -99,8 +99,8 @@ impl RateLimiter {
     fn refill(&mut self, now: UnixMillis) {
         if now > self.last {
             // rate msgs/s = rate tokens per 1000 ms = rate milli-tokens per ms
-            self.milli_tokens = (self.milli_tokens + (now - self.last) * self.per_sec)
-                .min(self.burst_milli);
+            self.milli_tokens =
+                (self.milli_tokens + (now - self.last) * self.per_sec).min(self.burst_milli);
             self.last = now;
         }
     }

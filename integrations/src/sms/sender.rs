@@ -303,9 +303,9 @@ impl SmsSender {
     /// Waits (real time) until the token bucket allows one more message.
     async fn pace(&mut self, clock: &dyn Clock) {
         let p = self.policy;
-        let limiter = self
-            .limiter
-            .get_or_insert_with(|| RateLimiter::new(clock.now_ms(), p.rate_per_sec, p.rate_per_sec));
+        let limiter = self.limiter.get_or_insert_with(|| {
+            RateLimiter::new(clock.now_ms(), p.rate_per_sec, p.rate_per_sec)
+        });
         loop {
             let now = clock.now_ms();
             match limiter.try_acquire(now) {

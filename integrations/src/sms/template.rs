@@ -478,7 +478,10 @@ mod tests {
 
     #[test]
     fn malformed_templates_are_refused() {
-        assert_eq!(variables("a {name").unwrap_err(), TemplateError::Unclosed(3));
+        assert_eq!(
+            variables("a {name").unwrap_err(),
+            TemplateError::Unclosed(3)
+        );
         assert_eq!(variables("ab}").unwrap_err(), TemplateError::StrayClose(3));
         assert!(matches!(
             variables("{姓名}").unwrap_err(),

@@ -392,6 +392,9 @@ impl Config {
                 "must be at least retry_base_secs",
             );
         }
+        if let Err((key, message)) = i.sms.validate() {
+            return err(&format!("sms.{key}"), &message);
+        }
         Ok(())
     }
 
@@ -721,6 +724,22 @@ mod tests {
             (
                 "[integrations.platform_12345]\nretry_max_secs = 1\n",
                 "integrations.platform_12345.retry_max_secs",
+            ),
+            (
+                "[integrations.sms]\nquiet_end = \"8\"\n",
+                "integrations.sms.quiet_end",
+            ),
+            (
+                "[integrations.sms]\nrate_per_sec = 0\n",
+                "integrations.sms.rate_per_sec",
+            ),
+            (
+                "[integrations.sms]\nprovider = \"http\"\n",
+                "integrations.sms.http.url",
+            ),
+            (
+                "[integrations.sms.http]\nfeild_key = \"id\"\n",
+                "integrations.sms.http.feild_key",
             ),
         ] {
             let err = load_str(text, &[]).unwrap_err().to_string();

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod ops;
 pub mod recordings;
 pub mod sip;
+pub mod sms;
 pub mod state;
 pub mod users;
 
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(kb::routes)
         .with(recordings::routes)
         .with(|b| integrations::routes_with(b, state.integrations_http()))
+        .with(|b| sms::routes_with(b, state.sms_http()))
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

@@ -39,6 +39,9 @@ pub struct AppInner {
     /// What the integration routes share (configuration, self-service gate, outbox wake-up);
     /// made from `config.integrations` on first use.
     pub integrations: std::sync::OnceLock<Arc<super::integrations::IntegrationsHttp>>,
+    /// What the SMS routes share (configuration, sender wake-up); made from
+    /// `config.integrations.sms` on first use.
+    pub sms: std::sync::OnceLock<Arc<super::sms::SmsHttp>>,
     pub login_failures: Metric,
 }
 
@@ -74,6 +77,7 @@ impl AppState {
             knowledge: std::sync::OnceLock::new(),
             contact: std::sync::OnceLock::new(),
             integrations: std::sync::OnceLock::new(),
+            sms: std::sync::OnceLock::new(),
         }))
     }
 
@@ -83,6 +87,17 @@ impl AppState {
             .get_or_init(|| {
                 Arc::new(super::integrations::IntegrationsHttp::new(
                     self.config.integrations.clone(),
+                ))
+            })
+            .clone()
+    }
+
+    /// The SMS routes' shared state, configured from `[integrations.sms]`.
+    pub fn sms_http(&self) -> Arc<super::sms::SmsHttp> {
+        self.sms
+            .get_or_init(|| {
+                Arc::new(super::sms::SmsHttp::new(
+                    self.config.integrations.sms.clone(),
                 ))
             })
             .clone()

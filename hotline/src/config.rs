@@ -409,6 +409,9 @@ impl Config {
         if let Err((field, message)) = i.web_chat.validate() {
             return err(&format!("web_chat.{field}"), &message);
         }
+        if let Err((key, message)) = i.sms.validate() {
+            return err(&format!("sms.{key}"), &message);
+        }
         Ok(())
     }
 
@@ -762,6 +765,22 @@ mod tests {
             (
                 "[integrations.web_chat]\nmax_message_chars = 0\n",
                 "integrations.web_chat.max_message_chars",
+            ),
+            (
+                "[integrations.sms]\nquiet_end = \"8\"\n",
+                "integrations.sms.quiet_end",
+            ),
+            (
+                "[integrations.sms]\nrate_per_sec = 0\n",
+                "integrations.sms.rate_per_sec",
+            ),
+            (
+                "[integrations.sms]\nprovider = \"http\"\n",
+                "integrations.sms.http.url",
+            ),
+            (
+                "[integrations.sms.http]\nfeild_key = \"id\"\n",
+                "integrations.sms.http.feild_key",
             ),
         ] {
             let err = load_str(text, &[]).unwrap_err().to_string();

@@ -1,6 +1,6 @@
 //! `hotline serve`: binds every socket first (so a port in use is reported before anything
 //! starts), repairs recordings cut off by a crash, starts the background jobs (recording
-//! backup and retention, the 12345 outbox, session purge), runs the HTTP API until SIGTERM or
+//! backup and retention, the 12345 outbox, the SMS sender, session purge), runs the HTTP API until SIGTERM or
 //! Ctrl-C, then shuts down gracefully: stop accepting, finish in-flight requests, stop the
 //! jobs, close the database pool.
 
@@ -292,6 +292,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
 
     spawn_recording_jobs(&tracker, &cancel, &state, recording);
     spawn_outbox(&tracker, &cancel, &state);
+    spawn_sms_sender(&tracker, &cancel, &state);
 
     let shutdown = cancel.clone();
     let result = axum::serve(
@@ -384,6 +385,52 @@ fn spawn_outbox(tracker: &TaskTracker, cancel: &CancellationToken, state: &AppSt
             () = cancel.cancelled() => {
                 if tokio::time::timeout(OUTBOX_SHUTDOWN_GRACE, run).await.is_err() {
                     tracing::warn!("12345 delivery cut short by shutdown; unacknowledged replies are sent after restart");
+                }
+            }
+        }
+    });
+}
+
+/// The SMS sender: drains the outbox at the gateway's rate outside quiet hours; woken when a
+/// batch is confirmed. A round cut short by shutdown leaves its messages `sending`; the next
+/// start settles them with the gateway before sending anything (docs/sms.md).
+fn spawn_sms_sender(tracker: &TaskTracker, cancel: &CancellationToken, state: &AppState) {
+    use hotline_integrations::sms::ProviderKind;
+    use hotline_integrations::sms::provider::{FileSink, HttpProvider, SmsProvider};
+    use hotline_integrations::sms::sender::{SenderPolicy, SmsSender};
+    let config = &state.config.integrations.sms;
+    if !config.enabled {
+        tracing::info!("integrations.sms.enabled is false: SMS messages wait in the outbox");
+        return;
+    }
+    let provider: Arc<dyn SmsProvider> = match config.provider {
+        ProviderKind::File => {
+            let path = state.config.data_dir.join(&config.file_path);
+            tracing::info!(path = %path.display(), "sms sender writes to a file (provider = \"file\")");
+            Arc::new(FileSink::new(path))
+        }
+        ProviderKind::Http => Arc::new(HttpProvider::new(config.http.clone())),
+    };
+    let sender = SmsSender::new(
+        state.db.pool.clone(),
+        provider,
+        SenderPolicy::from_config(config),
+    );
+    tracing::info!(
+        rate_per_sec = config.rate_per_sec,
+        concurrency = config.concurrency,
+        "sms sender started"
+    );
+    let wake = state.sms_http().wake.clone();
+    let (clock, cancel) = (state.clock.clone(), cancel.clone());
+    tracker.spawn(async move {
+        let run = sender.run(clock, wake, cancel.clone().cancelled_owned());
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => {}
+            () = cancel.cancelled() => {
+                if tokio::time::timeout(OUTBOX_SHUTDOWN_GRACE, run).await.is_err() {
+                    tracing::warn!("sms round cut short by shutdown; its messages are settled at the next start");
                 }
             }
         }

@@ -269,6 +269,19 @@ hotline_testkit::db_test!(tickets_complaints_and_reports_over_http, |t| async mo
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["ticket"]["status"], "resolved");
     assert!(b["notice"]["text"].as_str().unwrap().contains("审核通过"));
+    // the notice goes out by SMS through the outbox, once per review, with our sign
+    assert_eq!(b["notice"]["sms_queued"], true, "{b}");
+    let review_id = b["review"]["id"].as_str().unwrap();
+    let (status, body): (String, String) =
+        sqlx::query_as("SELECT status, body FROM sms_messages WHERE id = $1")
+            .bind(format!("review-{review_id}"))
+            .fetch_one(&t.pool)
+            .await?;
+    assert_eq!(status, "queued");
+    assert!(
+        body.starts_with("【天津小客车指标】您单位的保证金授权"),
+        "{body}"
+    );
 
     // a complaint about a7: a7 cannot see it, the officer handles it
     let (s, c) = agent

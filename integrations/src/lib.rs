@@ -2,7 +2,7 @@
 //! refund-failure files, the monthly auction calendar, the IVR self-service and screen-pop
 //! lookups, 12345 work orders with the outbox of replies, the WeChat Official Account
 //! bridge ([`wechat`]) and the online-chat conversations shared by WeChat and the website
-//! widget ([`chat`]).
+//! widget ([`chat`]), and SMS notices ([`sms`]).
 //!
 //! May depend on: `hotline-core` only among hotline's crates (no sibling domain crate); the
 //! binary `hotline` wires it to the others (HTTP, CLI, IVR port, CRM tickets).
@@ -21,6 +21,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lookup;
+pub mod sms;
 pub mod table;
 pub mod text;
 pub mod wechat;
@@ -50,4 +51,6 @@ pub struct IntegrationsConfig {
     pub wechat: WechatConfig,
     /// The website chat widget (`[integrations.web_chat]`).
     pub web_chat: chat::WebChatConfig,
+    /// SMS notices: provider, rate, retries, quiet hours, sign (`[integrations.sms]`).
+    pub sms: sms::SmsConfig,
 }

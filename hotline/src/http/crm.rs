@@ -400,12 +400,19 @@ async fn deposit_review(
         )
         .await
         .map_err(api_error)?;
-    // The notice to the bidder goes out by SMS once the SMS gateway is wired; until then
-    // it is returned for the desk to read out.
+    // The notice goes to the bidder by SMS through the outbox (once per review, quiet hours
+    // and opt-outs respected); it is also returned for the desk to read out.
+    let sms_queued = if out.notify_phone.is_empty() {
+        false
+    } else {
+        super::sms::queue_review_notice(&st.0, &out.review.id, &out.notify_phone, &out.notify_text)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+    };
     Ok(Json(json!({
         "ticket": view(out.ticket, u.user.role, st.now()),
         "review": out.review,
-        "notice": { "phone": out.notify_phone, "text": out.notify_text },
+        "notice": { "phone": out.notify_phone, "text": out.notify_text, "sms_queued": sms_queued },
     })))
 }
 

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod recordings;
 pub mod sip;
+pub mod sms;
 pub mod state;
 pub mod users;
 pub mod webchat;
@@ -182,6 +183,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(chat::routes)
         .with(wechat::routes)
         .with(webchat::routes)
+        .with(|b| sms::routes_with(b, state.sms_http()))
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

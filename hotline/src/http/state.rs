@@ -42,6 +42,9 @@ pub struct AppInner {
     /// What the chat routes share (WeChat cipher and replay guard, API client, visitor rate
     /// limits); made from `config.integrations` on first use.
     pub chat: std::sync::OnceLock<Arc<crate::chat::ChatHub>>,
+    /// What the SMS routes share (configuration, sender wake-up); made from
+    /// `config.integrations.sms` on first use.
+    pub sms: std::sync::OnceLock<Arc<super::sms::SmsHttp>>,
     pub login_failures: Metric,
     /// The event bus, for the console's live stream; unset in tools and in-process tests.
     pub event_bus: std::sync::OnceLock<crate::events::EventBus>,
@@ -81,6 +84,7 @@ impl AppState {
             contact: std::sync::OnceLock::new(),
             integrations: std::sync::OnceLock::new(),
             chat: std::sync::OnceLock::new(),
+            sms: std::sync::OnceLock::new(),
         }))
     }
 
@@ -99,6 +103,17 @@ impl AppState {
     pub fn chat_hub(&self) -> Arc<crate::chat::ChatHub> {
         self.chat
             .get_or_init(|| Arc::new(crate::chat::ChatHub::new(self.config.integrations.clone())))
+            .clone()
+    }
+
+    /// The SMS routes' shared state, configured from `[integrations.sms]`.
+    pub fn sms_http(&self) -> Arc<super::sms::SmsHttp> {
+        self.sms
+            .get_or_init(|| {
+                Arc::new(super::sms::SmsHttp::new(
+                    self.config.integrations.sms.clone(),
+                ))
+            })
             .clone()
     }
 

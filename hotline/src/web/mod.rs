@@ -97,6 +97,12 @@ pub const PAGES: &[Page] = &[
         roles: &[Business, Admin],
     },
     Page {
+        path: "/sms",
+        key: "sms",
+        title: "短信通知",
+        roles: &[Business, Admin, Supervisor],
+    },
+    Page {
         path: "/reports",
         key: "reports",
         title: "统计报表",
@@ -160,6 +166,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "callbacks.html",
     "kb.html",
     "data.html",
+    "sms.html",
     "reports.html",
     "health.html",
     "admin.html",
@@ -187,6 +194,7 @@ const ASSETS: &[(&str, &[u8])] = assets!(
     "js/callbacks.js",
     "js/kb.js",
     "js/data.js",
+    "js/sms.js",
     "js/reports.js",
     "js/health.js",
     "js/admin.js",

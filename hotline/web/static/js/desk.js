@@ -175,3 +175,51 @@
     });
   }
 })();
+
+// Online chats (WeChat and the website widget): the queue and one's own conversations, a
+// thread with the user's earlier history, replies and closing. Refreshed every 5 s.
+(() => {
+  const { api, el, $, $$, act } = H;
+  const CH = { wechat: '微信', web: '网站' };
+  const WHO = { user: '用户', bot: '自动回复', agent: '坐席', system: '系统' };
+  let open = null;
+  const view = () => ($$('input[name=chat-view]').find((r) => r.checked) || {}).value || 'queue';
+  async function list() {
+    const items = await api('GET', '/api/v1/chats' + H.query({ view: view() })).catch(() => null);
+    if (!items) return;
+    H.rows('#chats', items, (c) => [CH[c.channel] || c.channel, c.user_id.slice(-8), H.time(c.taken_at || c.queued_at),
+      c.state === 'queued' ? el('button', { type: 'button', onclick: (ev) => { ev.stopPropagation(); take(c); } }, '接入') : ''], (c) => show(c.id));
+  }
+  async function take(c) {
+    const r = await act(() => api('POST', '/api/v1/chats/' + encodeURIComponent(c.id) + '/take', {}), '已接入会话');
+    if (r !== undefined) { $$('input[name=chat-view]').forEach((x) => { x.checked = x.value === 'mine'; }); list(); show(c.id); }
+  }
+  async function show(id) {
+    const t = await act(() => api('GET', '/api/v1/chats/' + encodeURIComponent(id)));
+    if (!t) return;
+    open = t.conversation;
+    $('#chat-thread').hidden = false;
+    $('#chat-title').textContent = `${CH[open.channel] || open.channel}用户 ${open.user_id.slice(-8)}` +
+      (t.reply_deadline ? ` · 可回复至 ${H.time(t.reply_deadline)}` : '');
+    const line = (m) => el('li', {}, `${H.time(m.at)} ${WHO[m.sender] || m.sender}${m.agent ? '(' + m.agent + ')' : ''}：${m.body}`);
+    $('#chat-history').replaceChildren(...(t.history || []).map(line));
+    $('#chat-messages').replaceChildren(...(t.messages || []).map(line));
+  }
+  document.addEventListener('DOMContentLoaded', () => {
+    $$('input[name=chat-view]').forEach((r) => r.addEventListener('change', list));
+    $('#chat-reply').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (!open) return;
+      const text = $('#chat-text').value.trim();
+      const r = await act(() => api('POST', '/api/v1/chats/' + encodeURIComponent(open.id) + '/messages', { text }));
+      if (r !== undefined) { $('#chat-text').value = ''; show(open.id); }
+    });
+    $('#chat-close').addEventListener('click', async () => {
+      if (!open) return;
+      const r = await act(() => api('POST', '/api/v1/chats/' + encodeURIComponent(open.id) + '/close', {}), '会话已结束，已邀请用户评价');
+      if (r !== undefined) { $('#chat-thread').hidden = true; open = null; list(); }
+    });
+    list();
+    setInterval(() => { list(); if (open) show(open.id); }, 5000);
+  });
+})();

@@ -223,6 +223,12 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         "  database:            {}",
         redact_url(&config.database_url())
     );
+    if config.integrations.wechat.enabled {
+        println!("  WeChat callback:     http://{http_addr}/api/v1/wechat/callback");
+    }
+    if config.integrations.web_chat.enabled {
+        println!("  chat widget:         http://{http_addr}/widget/chat.js");
+    }
     if db
         .count_users_with_role(hotline_core::Role::Admin)
         .await

@@ -10,7 +10,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use hotline::config::Config;
 use hotline::db::Db;
 use hotline::db::users::NewUser;
-use hotline::http::access::{Access, CSRF_HEADER, SESSION_COOKIE};
+use hotline::http::access::{CSRF_HEADER, SESSION_COOKIE};
 use hotline::http::{AppState, router};
 use hotline_core::events::NullSink;
 use hotline_core::metrics::Registry;

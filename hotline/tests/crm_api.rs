@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode, header};
 use hotline::config::Config;
 use hotline::db::Db;
 use hotline::http::AppState;
-use hotline::http::access::{Access, ApiBuilder, RouteSpec};
+use hotline::http::access::{ApiBuilder, RouteSpec};
 use hotline_core::events::NullSink;
 use hotline_core::metrics::Registry;
 use hotline_core::{ManualClock, Role, SystemRng};

@@ -14,7 +14,7 @@ use hotline::config::Config;
 use hotline::db::Db;
 use hotline::db::users::NewUser;
 use hotline::http::AppState;
-use hotline::http::access::{Access, ApiBuilder, CSRF_HEADER, SESSION_COOKIE};
+use hotline::http::access::{ApiBuilder, CSRF_HEADER, SESSION_COOKIE};
 use hotline_core::events::NullSink;
 use hotline_core::metrics::Registry;
 use hotline_core::{Clock, ManualClock, Role, SystemRng};

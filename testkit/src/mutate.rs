@@ -64,7 +64,7 @@ impl Mutator {
         Self { state: seed | 1 }
     }
 
-    fn next(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         let mut x = self.state;
         x ^= x >> 12;
         x ^= x << 25;
@@ -77,7 +77,7 @@ impl Mutator {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -93,9 +93,9 @@ impl Mutator {
                 }
                 1 if !v.is_empty() => {
                     let i = self.below(v.len());
-                    v[i] = self.next() as u8;
+                    v[i] = self.next_u64() as u8;
                 }
-                2 => v.insert(at, self.next() as u8),
+                2 => v.insert(at, self.next_u64() as u8),
                 3 if at < v.len() => {
                     let n = 1 + self.below((v.len() - at).min(16));
                     v.drain(at..at + n);
@@ -123,7 +123,12 @@ impl Mutator {
                     let i = self.below(v.len());
                     v[i] = b'0' + self.below(10) as u8;
                 }
-                _ => v.truncate(at.max(1).min(v.len())),
+                _ => {
+                    // Cut the tail (keeping at least one byte).
+                    if at < v.len() {
+                        v.truncate(at.max(1));
+                    }
+                }
             }
         }
         v

@@ -287,7 +287,10 @@ async fn kill_9_in_a_10000_message_batch_sends_each_message_exactly_once() -> Re
     assert_eq!(batch["status"], "draft");
     assert_eq!(batch["counts"]["recipients"], MESSAGES as u64);
     assert_eq!(batch["counts"]["segments"], MESSAGES as u64);
-    assert_eq!(batch["sample"]["mobile"], "13900000000", "business sees numbers");
+    assert_eq!(
+        batch["sample"]["mobile"], "13900000000",
+        "business sees numbers"
+    );
     let (s, b) = call(
         &biz,
         &biz_csrf,

@@ -145,13 +145,13 @@ fn parse(body: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
             pos += rest[..i].chars().count();
         }
         let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             pieces.push(Piece::Text("{"));
-            rest = &tail[2..];
+            rest = after;
             pos += 2;
-        } else if tail.starts_with("}}") {
+        } else if let Some(after) = tail.strip_prefix("}}") {
             pieces.push(Piece::Text("}"));
-            rest = &tail[2..];
+            rest = after;
             pos += 2;
         } else if tail.starts_with('}') {
             return Err(TemplateError::StrayClose(pos + 1));

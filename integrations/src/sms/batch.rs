@@ -265,7 +265,8 @@ pub struct Batch {
     pub confirmed_at: UnixMillis,
     pub created_at: UnixMillis,
     pub counts: Counts,
-    /// The first message as it will read (mobile masked), for the preview.
+    /// The first message as it will read, for the preview (the API masks its mobile for
+    /// roles without `sees_personal_data()`).
     pub sample: Option<MessageView>,
     /// Whether nothing is left to send (every message has an outcome).
     pub finished: bool,
@@ -467,7 +468,7 @@ fn batch_from_row(r: &sqlx::any::AnyRow) -> Result<Batch> {
     })
 }
 
-/// A batch with its counts and sample message (mobile masked).
+/// A batch with its counts and sample message (mobile in full: callers mask by role).
 pub async fn get_batch(pool: &AnyPool, id: &str) -> Result<Option<Batch>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {BATCH_COLS} FROM sms_batches WHERE id = $1"
@@ -495,8 +496,7 @@ pub async fn get_batch(pool: &AnyPool, id: &str) -> Result<Option<Batch>> {
         b.sample = list_messages(pool, id, "", 1, seq)
             .await?
             .into_iter()
-            .next()
-            .map(MessageView::masked);
+            .next();
     }
     Ok(Some(b))
 }

@@ -312,3 +312,96 @@ pub fn stereo(path: &Path) -> Result<(Vec<i16>, Vec<i16>)> {
     let samples = wav.into_samples::<i16>().collect::<Result<Vec<_>, _>>()?;
     Ok(samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip())
 }
+
+/// The default IVR flow, open round the clock so that a test does not depend on the hour,
+/// written into `dir`.
+pub fn all_day_flow(dir: &Path) -> Result<PathBuf> {
+    let flow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
+    )?
+    .replace(
+        "open = \"08:00\"\nclose = \"20:00\"",
+        "open = \"00:00\"\nclose = \"00:00\"",
+    );
+    anyhow::ensure!(
+        flow.contains("close = \"00:00\""),
+        "the hours of the default flow moved"
+    );
+    let path = dir.join("flow.toml");
+    std::fs::write(&path, flow)?;
+    Ok(path)
+}
+
+/// `hotline init` in `<dir>/data`: the data directory and what init printed (the admin's and
+/// the seats' passwords, read with [`field`]).
+pub fn init_printed(dir: &Path) -> Result<(PathBuf, String)> {
+    let data = dir.join("data");
+    let out = run(
+        hotline(&["init", "--data-dir", data.to_str().expect("utf-8 path")]),
+        None,
+    )?;
+    if !out.status.success() {
+        bail!("init failed: {}", text(&out.stderr));
+    }
+    Ok((data, text(&out.stdout)))
+}
+
+/// A configuration in `dir` that routes `did` to the IVR (the all-day default flow), takes
+/// calls from a trunk peer on loopback, gives RTP the ports `rtp.0..=rtp.1` (distinct per
+/// test, so that tests run side by side) and appends `extra` (more TOML).
+pub fn ivr_config(dir: &Path, did: &str, rtp: (u16, u16), extra: &str) -> Result<PathBuf> {
+    let flow = all_day_flow(dir)?;
+    let config = dir.join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nroutes = [{{ did = \"{did}\", target = \"ivr\" }}]\n\
+             qualify_interval_secs = 0\n\
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = {}\nport_max = {}\n\
+             [ivr]\nflow = {:?}\n{extra}",
+            rtp.0,
+            rtp.1,
+            flow.to_str().expect("utf-8 path")
+        ),
+    )?;
+    Ok(config)
+}
+
+/// `hotline serve` with `config` on `data`, HTTP and SIP on free loopback ports.
+pub fn serve(config: &Path, data: &Path) -> Result<Server> {
+    Server::start(hotline(&[
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "serve",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--http",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+    ]))
+}
+
+/// Logs `username` in with `c` (which keeps the session cookie) and returns the CSRF token
+/// to send with state-changing requests.
+pub async fn login(
+    c: &reqwest::Client,
+    server: &Server,
+    username: &str,
+    password: &str,
+) -> Result<String> {
+    let r = c
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("login of {username}: {} {}", r.status(), r.text().await?);
+    }
+    let body: serde_json::Value = r.json().await?;
+    body["csrf_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("no csrf_token in the login answer")
+}

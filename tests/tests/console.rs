@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::Caller;
-use hotline_tests::{Server, Sipp, TIMEOUT, client, field, free_udp_port, hotline, run, text};
+use hotline_tests::{
+    Sipp, TIMEOUT, client, field, free_udp_port, hotline, init_printed, ivr_config, login, run,
+    serve, text,
+};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -114,11 +117,8 @@ impl Drop for Browser {
 #[tokio::test(flavor = "multi_thread")]
 async fn console_in_a_real_browser() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
+    let (data, stdout) = init_printed(dir.path())?;
     let d = data.to_str().unwrap();
-    let out = run(hotline(&["init", "--data-dir", d]), None)?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
     let admin_pw = field(&stdout, "password:").context("admin password")?;
     let seat_pw = field(&stdout, "seat 8001:").context("seat password")?;
 
@@ -145,52 +145,13 @@ async fn console_in_a_real_browser() -> Result<()> {
     )?;
     assert!(out.status.success(), "import: {}", text(&out.stderr));
 
-    let flow = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
-    )?
-    .replace(
-        "open = \"08:00\"\nclose = \"20:00\"",
-        "open = \"00:00\"\nclose = \"00:00\"",
-    );
-    let flow_path = dir.path().join("flow.toml");
-    std::fs::write(&flow_path, flow)?;
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
-             qualify_interval_secs = 0\n\
-             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
-             [sip.rtp]\nport_min = 34000\nport_max = 34999\n\
-             [ivr]\nflow = {:?}\n",
-            flow_path.to_str().unwrap()
-        ),
-    )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let config = ivr_config(dir.path(), DID, (34000, 34999), "")?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
 
     // One user per role, made by the administrator through the API.
     let c = client();
-    let login = c
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": admin_pw}))
-        .send()
-        .await?;
-    assert_eq!(login.status(), 200);
-    let csrf = login.json::<Value>().await?["csrf_token"]
-        .as_str()
-        .context("csrf")?
-        .to_string();
+    let csrf = login(&c, &server, "admin", &admin_pw).await?;
     let mut users = json!({ "admin": { "username": "admin", "password": admin_pw } });
     for (role, name) in [
         ("agent", "坐席一"),

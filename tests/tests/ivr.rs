@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, tone};
-use hotline_tests::{Server, Sipp, client, field, free_udp_port, hotline, run, text};
+use hotline_tests::{
+    Server, Sipp, client, field, free_udp_port, hotline, init_printed, ivr_config, login, run,
+    serve, text,
+};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -30,24 +33,6 @@ fn welcome_packets() -> Result<usize> {
         .context("data chunk")?;
     let bytes = u32::from_le_bytes(wav[data + 4..data + 8].try_into()?) as usize;
     Ok((bytes / 2).div_ceil(160))
-}
-
-/// The default flow, open round the clock so that a test does not depend on the hour.
-fn all_day_flow(dir: &Path) -> Result<std::path::PathBuf> {
-    let flow = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
-    )?
-    .replace(
-        "open = \"08:00\"\nclose = \"20:00\"",
-        "open = \"00:00\"\nclose = \"00:00\"",
-    );
-    anyhow::ensure!(
-        flow.contains("close = \"00:00\""),
-        "the hours of the default flow moved"
-    );
-    let path = dir.join("flow.toml");
-    std::fs::write(&path, flow)?;
-    Ok(path)
 }
 
 async fn journey(rfc4733: bool) -> Result<()> {
@@ -88,30 +73,8 @@ async fn journey(rfc4733: bool) -> Result<()> {
         text(&out.stderr)
     );
 
-    let flow_path = all_day_flow(dir.path())?;
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
-             qualify_interval_secs = 0\n\
-             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
-             [sip.rtp]\nport_min = 33000\nport_max = 33999\n\
-             [ivr]\nflow = {:?}\n",
-            flow_path.to_str().unwrap()
-        ),
-    )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let config = ivr_config(dir.path(), DID, (33000, 33999), "")?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
 
     // The agent's seat registers; the agent logs in and is ready.
@@ -126,21 +89,7 @@ async fn journey(rfc4733: bool) -> Result<()> {
     .success()
     .await?;
     let c = client();
-    let login = c
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": admin_pw}))
-        .send()
-        .await?;
-    assert_eq!(login.status(), 200);
-    let csrf = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("hotline_csrf="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-        .unwrap_or_default();
+    let csrf = login(&c, &server, "admin", &admin_pw).await?;
     for (path, body) in [
         (
             "/api/v1/acd/agents/8001/login",
@@ -403,51 +352,23 @@ async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_no_answer_moves_the_call_to_the_next_agent() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let d = data.to_str().unwrap();
-    let out = run(hotline(&["init", "--data-dir", d]), None)?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
-             qualify_interval_secs = 0\n\
-             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
-             [sip.rtp]\nport_min = 38000\nport_max = 38999\n\
-             [ivr]\nflow = {:?}\n[ivr.acd]\nring_timeout_ms = 2000\n",
-            all_day_flow(dir.path())?.to_str().unwrap()
-        ),
+    let (data, stdout) = init_printed(dir.path())?;
+    let config = ivr_config(
+        dir.path(),
+        DID,
+        (38000, 38999),
+        "[ivr.acd]\nring_timeout_ms = 2000\n",
     )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
     let c = client();
-    let login = c
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": field(&stdout, "password:").context("pw")?}))
-        .send()
-        .await?;
-    assert_eq!(login.status(), 200);
-    let csrf = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("hotline_csrf="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-        .unwrap_or_default();
+    let csrf = login(
+        &c,
+        &server,
+        "admin",
+        &field(&stdout, "password:").context("pw")?,
+    )
+    .await?;
     // 8001 rings but never answers; 8002 answers and echoes. 8001 is ready first, so it is
     // the longest idle and rung first.
     let mut seats = Vec::new();
@@ -608,46 +529,18 @@ fn agent_state<'a>(acd: &'a Value, agent: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_transfers_the_caller_to_a_queue_and_the_next_agent_answers() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let d = data.to_str().unwrap();
-    let out = run(hotline(&["init", "--data-dir", d]), None)?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"ivr\" }}]\n\
-             qualify_interval_secs = 0\n\
-             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
-             [sip.rtp]\nport_min = 39000\nport_max = 39999\n\
-             [ivr]\nflow = {:?}\n",
-            all_day_flow(dir.path())?.to_str().unwrap()
-        ),
-    )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let (data, stdout) = init_printed(dir.path())?;
+    let config = ivr_config(dir.path(), DID, (39000, 39999), "")?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
     let c = client();
-    let login = c
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": field(&stdout, "password:").context("pw")?}))
-        .send()
-        .await?;
-    assert_eq!(login.status(), 200);
-    let csrf = login.json::<Value>().await?["csrf_token"]
-        .as_str()
-        .context("csrf")?
-        .to_string();
+    let csrf = login(
+        &c,
+        &server,
+        "admin",
+        &field(&stdout, "password:").context("pw")?,
+    )
+    .await?;
     let post = |path: String, body: Value| {
         let req = c
             .post(server.url(&path))

@@ -405,3 +405,32 @@ pub async fn login(
         .map(str::to_string)
         .context("no csrf_token in the login answer")
 }
+
+/// Imports one bidder of period 2026-11 (deposit paid on 11-05, not won, refunded on 11-20)
+/// with `hotline bidders import`, in the auction system's export format.
+pub fn import_one_bidder(dir: &Path, data: &Path, code: &str, mobile: &str) -> Result<()> {
+    let csv = dir.join("bidders.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "申请编码,类型,姓名/名称,证件号码,手机号,保证金状态,保证金缴纳日期,保证金金额,激活状态,竞价结果,成交价,缴款状态,退款状态,退款日期,退款失败原因\n\
+             {code},个人,李四,120101199001011239,{mobile},已缴纳,2026-11-05,5000,是,未成交,,,已退款,2026-11-20,\n"
+        ),
+    )?;
+    let out = run(
+        hotline(&[
+            "--data-dir",
+            data.to_str().expect("utf-8 path"),
+            "bidders",
+            "import",
+            csv.to_str().expect("utf-8 path"),
+            "--period",
+            "2026-11",
+        ]),
+        None,
+    )?;
+    if !out.status.success() {
+        bail!("import: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    Ok(())
+}

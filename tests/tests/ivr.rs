@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, tone};
 use hotline_tests::{
-    Server, Sipp, client, field, free_udp_port, hotline, init_printed, ivr_config, login, run,
-    serve, text,
+    Server, Sipp, client, field, free_udp_port, hotline, import_one_bidder, init_printed,
+    ivr_config, login, run, serve, text,
 };
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -46,32 +46,7 @@ async fn journey(rfc4733: bool) -> Result<()> {
     let seat_pw = field(&stdout, "seat 8001:").context("seat password")?;
 
     // Bidder data the self-service menu reads (the auction system's export format).
-    let csv = dir.path().join("bidders.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "申请编码,类型,姓名/名称,证件号码,手机号,保证金状态,保证金缴纳日期,保证金金额,激活状态,竞价结果,成交价,缴款状态,退款状态,退款日期,退款失败原因\n\
-             {CODE},个人,李四,120101199001011239,{MOBILE},已缴纳,2026-11-05,5000,是,未成交,,,已退款,2026-11-20,\n"
-        ),
-    )?;
-    let out = run(
-        hotline(&[
-            "--data-dir",
-            d,
-            "bidders",
-            "import",
-            csv.to_str().unwrap(),
-            "--period",
-            "2026-11",
-        ]),
-        None,
-    )?;
-    assert!(
-        out.status.success(),
-        "import: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    import_one_bidder(dir.path(), &data, CODE, MOBILE)?;
 
     let config = ivr_config(dir.path(), DID, (33000, 33999), "")?;
     let server = serve(&config, &data)?;

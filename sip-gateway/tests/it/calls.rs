@@ -683,7 +683,7 @@ async fn session_timers_are_honoured_and_unrefreshed_sessions_end() -> Result<()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trunk_peers_get_options_keepalives_and_their_state_is_a_metric() -> Result<()> {
+async fn trunk_peers_get_options_keepalives_and_a_silent_peer_is_marked_down() -> Result<()> {
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let mut cfg = base_config();
     cfg.qualify_interval_secs = 30;
@@ -704,6 +704,22 @@ async fn trunk_peers_get_options_keepalives_and_their_state_is_a_metric() -> Res
     let series = "hotline_sip_trunk_peer_up{peer=\"e1\"}";
     tokio::time::timeout(T, async {
         while h.metric(series) != 1 {
+            h.handle().status().await?;
+            tokio::task::yield_now().await;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await??;
+
+    // The peer stops answering (issue 12: a trunk peer that stops answering OPTIONS is marked
+    // down): the next keepalive goes unanswered; when its transaction times out (Timer F,
+    // 64·T1 = 32 s, RFC 3261 §17.1.2.2) the peer is down.
+    clock.advance_ms(30_000);
+    let (n, _) = tokio::time::timeout(T, peer.recv_from(&mut buf)).await??;
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("OPTIONS "));
+    clock.advance_ms(33_000);
+    tokio::time::timeout(T, async {
+        while h.metric(series) != 0 {
             h.handle().status().await?;
             tokio::task::yield_now().await;
         }

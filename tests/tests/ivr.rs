@@ -260,8 +260,9 @@ async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let out = run(hotline(&["init", "--data-dir", d]), None)?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out_init = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out_init.status.success(), "{}", text(&out_init.stderr));
+    let out_init = out_init.stdout;
     let default_flow = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../ivr/flows/default.toml"),
     )?;
@@ -321,6 +322,49 @@ async fn flows_are_checked_and_reloaded_without_a_restart() -> Result<()> {
     );
     let health = client().get(server.url("/healthz")).send().await?;
     assert_eq!(health.status(), 200, "the server keeps serving");
+
+    // The same from the console's admin page (HTTP): the broken flow is shown with its
+    // error and refused; fixed, it is reloaded and audited.
+    let c = client();
+    let admin_pw = field(&text(&out_init), "password:").context("admin password")?;
+    let csrf = login(&c, &server, "admin", &admin_pw).await?;
+    let f: Value = c
+        .get(server.url("/api/v1/ivr/flow"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(f["check"]["ok"], false, "{f}");
+    assert!(
+        f["check"]["error"].as_str().unwrap_or("").contains("agnet"),
+        "{f}"
+    );
+    assert!(f["source"].as_str().unwrap_or("").contains("agnet"));
+    let r = c
+        .post(server.url("/api/v1/ivr/reload"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("仍使用当前流程"));
+    std::fs::write(&flow_path, &default_flow)?;
+    let r = c
+        .post(server.url("/api/v1/ivr/reload"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await?;
+    assert_eq!(body["ok"], true, "{body}");
+    let audit = c
+        .get(server.url("/api/v1/audit?action=ivr.reload"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(audit.contains("ivr:flow"), "{audit}");
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod crm;
 pub mod error;
 pub mod integrations;
+pub mod ivr_admin;
 pub mod kb;
 pub mod openapi;
 pub mod ops;
@@ -180,6 +181,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(recordings::routes)
         .with(|b| integrations::routes_with(b, state.integrations_http()))
         .with(crate::web::live::routes)
+        .with(ivr_admin::routes)
         .with(chat::routes)
         .with(wechat::routes)
         .with(webchat::routes)

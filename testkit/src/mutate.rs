@@ -201,6 +201,39 @@ pub fn budget_from_env() -> (Duration, u64) {
     (Duration::from_secs(secs), seed)
 }
 
+/// A fuzz target of a crate: its name (the folder under `fuzz/corpus/`) and the function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Replays every committed seed of each target in `<fuzz_dir>/corpus/<name>/` (the crates'
+/// `fuzz_corpus_replays` tests, so a regression shows in `cargo test` on stable). Panics on
+/// an empty or missing corpus, and with the target's own panic on a failing input.
+pub fn replay_corpus(fuzz_dir: &Path, targets: &[Target]) {
+    for (name, run) in targets {
+        let dir = fuzz_dir.join("corpus").join(name);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut n = 0;
+        for entry in entries {
+            let path = entry.expect("corpus entry").path();
+            run(&std::fs::read(&path).expect("corpus file"));
+            n += 1;
+        }
+        assert!(n > 0, "empty corpus {}", dir.display());
+    }
+}
+
+/// The stable fuzz driver over each target for the budget of [`budget_from_env`]; a
+/// crashing input is saved to `<fuzz_dir>/artifacts/<name>/`.
+pub fn fuzz_targets(fuzz_dir: &Path, targets: &[Target]) {
+    let (budget, seed) = budget_from_env();
+    for (name, run) in targets {
+        let corpus = load_corpus(&fuzz_dir.join("corpus").join(name));
+        let artifacts = fuzz_dir.join("artifacts").join(name);
+        let mut target = *run;
+        let n = self::run(&corpus, seed, budget, Some(&artifacts), &mut target);
+        println!("fuzz {name}: {n} executions in {budget:?}, seed {seed}, no failure");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,25 +32,17 @@ pub fn flow_file(data: &[u8]) {
 mod tests {
     use super::*;
 
+    fn fuzz_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    }
+
+    const TARGETS: &[hotline_testkit::mutate::Target] = &[("ivr_flow", flow_file)];
+
     /// Replays the committed seed corpus (and anything the fuzzer added to it) on stable, so
     /// a regression shows up in `cargo test` without the fuzz toolchain.
     #[test]
     fn fuzz_corpus_replays() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        // One target here (the loop shape matches the other crates' replays).
-        {
-            let (target, run) = ("ivr_flow", flow_file);
-            let dir = root.join(target);
-            let entries =
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            let mut n = 0;
-            for entry in entries {
-                let path = entry.expect("corpus entry").path();
-                run(&std::fs::read(&path).expect("corpus file"));
-                n += 1;
-            }
-            assert!(n > 0, "empty corpus {}", dir.display());
-        }
+        hotline_testkit::mutate::replay_corpus(&fuzz_dir(), TARGETS);
     }
 
     /// The stable fuzz driver: mutated corpus inputs for `HOTLINE_FUZZ_SECS` seconds per
@@ -58,16 +50,6 @@ mod tests {
     #[test]
     #[ignore = "long-running: the stable fuzz driver, run with --ignored"]
     fn fuzz_random_mutations() {
-        use hotline_testkit::mutate;
-        let (budget, seed) = mutate::budget_from_env();
-        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        {
-            let (target, run) = ("ivr_flow", flow_file as fn(&[u8]));
-            let corpus = mutate::load_corpus(&fuzz.join("corpus").join(target));
-            let artifacts = fuzz.join("artifacts").join(target);
-            let mut target_fn = run;
-            let n = mutate::run(&corpus, seed, budget, Some(&artifacts), &mut target_fn);
-            println!("fuzz {target}: {n} executions in {budget:?}, seed {seed}, no failure");
-        }
+        hotline_testkit::mutate::fuzz_targets(&fuzz_dir(), TARGETS);
     }
 }

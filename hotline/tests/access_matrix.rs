@@ -177,7 +177,11 @@ async fn login(
     (status, body, token)
 }
 
-hotline_testkit::db_test!(login_csrf_fixation_expiry_throttle, |t| async move {
+/// An app on `t`'s database with a virtual clock at `T0` and the supervisor "sup" whose
+/// password is "a-long-password".
+async fn with_supervisor(
+    t: &hotline_testkit::TestDb,
+) -> anyhow::Result<(Db, ManualClock, axum::Router)> {
     let db = Db::from_pool(t.pool.clone(), &t.url);
     let clock = ManualClock::new(T0);
     let st = state(db.clone(), clock.clone());
@@ -194,6 +198,11 @@ hotline_testkit::db_test!(login_csrf_fixation_expiry_throttle, |t| async move {
         },
     )
     .await?;
+    Ok((db, clock, app))
+}
+
+hotline_testkit::db_test!(login_csrf_fixation_expiry_throttle, |t| async move {
+    let (db, clock, app) = with_supervisor(&t).await?;
 
     // wrong password and unknown user look the same
     let (s1, b1, _) = login(&app, "sup", "wrong-password", None).await;
@@ -281,22 +290,7 @@ hotline_testkit::db_test!(login_csrf_fixation_expiry_throttle, |t| async move {
 hotline_testkit::db_test!(
     login_spraying_forged_csrf_and_planted_cookies,
     |t| async move {
-        let db = Db::from_pool(t.pool.clone(), &t.url);
-        let clock = ManualClock::new(T0);
-        let st = state(db.clone(), clock.clone());
-        let (app, _) = router(st.clone());
-        let hash = hotline::password::hash("a-long-password")?;
-        db.create_user(
-            T0,
-            &SystemRng,
-            NewUser {
-                username: "sup",
-                display_name: "主管",
-                role: Role::Supervisor,
-                password_hash: &hash,
-            },
-        )
-        .await?;
+        let (_, clock, app) = with_supervisor(&t).await?;
 
         // A planted token is not a session, and logging in with it issues a different one.
         let planted = "a".repeat(43);

@@ -2,27 +2,15 @@
 //! the restart every recording is a playable stereo WAV marked `recovered`, as long as the
 //! audio written up to the kill, and the interrupted calls' records are closed.
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::Caller;
-use hotline_tests::{Server, hotline, run, text};
+use hotline_tests::{hotline, run, serve, text};
 use sqlx::Connection;
 
 const DID: &str = "02296077";
 const CALLS: usize = 20;
-
-fn serve(config: &str, data: &str) -> Result<Server> {
-    Server::start(hotline(&[
-        "--config",
-        config,
-        "serve",
-        "--data-dir",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_20_recorded_calls_leaves_playable_recovered_recordings() -> Result<()> {
@@ -42,7 +30,7 @@ async fn kill_9_with_20_recorded_calls_leaves_playable_recovered_recordings() ->
         ),
     )?;
     let cfg = config.to_str().unwrap();
-    let mut server = serve(cfg, d)?;
+    let mut server = serve(Path::new(cfg), Path::new(d))?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
 
     let mut callers = Vec::new();
@@ -69,7 +57,7 @@ async fn kill_9_with_20_recorded_calls_leaves_playable_recovered_recordings() ->
     drop(callers);
 
     // The restart repairs the files before taking calls.
-    let mut server = serve(cfg, d)?;
+    let mut server = serve(Path::new(cfg), Path::new(d))?;
     let mut db = sqlx::SqliteConnection::connect(&url).await?;
     let rows: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT state, path, duration_ms FROM recordings")
@@ -167,7 +155,7 @@ async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
          [sip.trunk]\npeers = [{ name = \"e1\", address = \"127.0.0.1/32\" }]\n\
          [sip.rtp]\nport_min = 36000\nport_max = 36999\n",
     )?;
-    let server = serve(config.to_str().unwrap(), d)?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
     let seat_port = hotline_tests::free_udp_port().to_string();
     hotline_tests::Sipp::spawn(
@@ -245,7 +233,7 @@ async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
          [sip.trunk]\npeers = [{ name = \"e1\", address = \"127.0.0.1/32\" }]\n\
          [sip.rtp]\nport_min = 37000\nport_max = 37999\n",
     )?;
-    let server = serve(config.to_str().unwrap(), d)?;
+    let server = serve(&config, &data)?;
     let sip: std::net::SocketAddr = server.sip.parse()?;
     let mut ports = Vec::new();
     for seat in ["8002", "8001"] {

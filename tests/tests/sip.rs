@@ -3,8 +3,10 @@
 //! bridged to it with RTP both ways through the relay, the call record is served by the API,
 //! a wrong password and a non-peer address are refused, and the server keeps answering.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
-use hotline_tests::{Server, Sipp, client, field, free_udp_port, hotline, run, text};
+use hotline_tests::{Sipp, client, field, free_udp_port, hotline, run, serve, text};
 use serde_json::{Value, json};
 
 const DID: &str = "02212345";
@@ -34,17 +36,7 @@ async fn seat_registers_and_a_trunk_call_is_bridged_and_recorded() -> Result<()>
              [sip.rtp]\nport_min = 32000\nport_max = 32999\n"
         ),
     )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let server = serve(&config, Path::new(d))?;
     let sip = server.sip.clone();
 
     // a wrong password is refused

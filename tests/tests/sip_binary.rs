@@ -5,11 +5,12 @@
 //! server answers OPTIONS after every case.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, rms, tone};
-use hotline_tests::{Server, Sipp, field, free_udp_port, hotline, run, text};
+use hotline_tests::{Server, Sipp, field, free_udp_port, hotline, run, serve, text};
 use sqlx::Connection;
 use tokio::net::UdpSocket;
 
@@ -45,17 +46,7 @@ fn start(extra: &str) -> Result<Setup> {
              [sip.rtp]\nport_min = 35000\nport_max = 35999\n"
         ),
     )?;
-    let server = Server::start(hotline(&[
-        "--config",
-        config.to_str().unwrap(),
-        "serve",
-        "--data-dir",
-        d,
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]))?;
+    let server = serve(&config, Path::new(d))?;
     let sip = server.sip.parse()?;
     Ok(Setup {
         _dir: dir,

@@ -326,10 +326,19 @@ async fn kill_9_in_a_10000_message_batch_sends_each_message_exactly_once() -> Re
 
     let server = serve(cfg, d)?;
     *receipt_url.lock().unwrap() = Some(server.url("/api/v1/sms/receipts"));
-    wait_progress(&gateway, "every message", |&(distinct, _)| {
+    if let Err(e) = wait_progress(&gateway, "every message", |&(distinct, _)| {
         distinct >= MESSAGES as u64
     })
-    .await?;
+    .await
+    {
+        // What the sender said about it (rounds that failed, messages in doubt).
+        let log = server.stderr.lock().unwrap().clone();
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("sms") && (l.contains("WARN") || l.contains("ERROR")))
+            .collect();
+        return Err(e.context(said.join("\n")));
+    }
     tokio::task::block_in_place(|| server.wait_log(&format!("sms batch finished batch={bid}")))?;
     tokio::task::block_in_place(|| server.wait_log("sms in-doubt messages settled"))?;
 

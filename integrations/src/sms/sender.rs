@@ -88,48 +88,35 @@ fn claimed_from_row(r: &sqlx::any::AnyRow) -> Result<Claimed> {
 }
 
 /// Step 1: `queued → sending` for up to `limit` due messages, committed before sending.
+///
+/// One statement, so that it takes the write lock before it reads: as a transaction that
+/// first SELECTs and then UPDATEs, SQLite (WAL) refuses the upgrade at once with
+/// `SQLITE_BUSY_SNAPSHOT` — the busy timeout does not apply — whenever a receipt was written
+/// in between, and the round fails. `RETURNING` needs SQLite ≥ 3.35 (bundled) or PostgreSQL.
 pub async fn claim_due(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Vec<Claimed>> {
-    let mut tx = pool.begin().await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM sms_messages WHERE status = 'queued' AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $2",
+    let rows = sqlx::query(
+        "UPDATE sms_messages SET status = 'sending', claimed_at = $1, attempts = attempts + 1 \
+         WHERE status = 'queued' AND id IN (SELECT id FROM sms_messages \
+           WHERE status = 'queued' AND next_attempt_at <= $1 \
+           ORDER BY next_attempt_at, id LIMIT $2) \
+         RETURNING id, batch_id, mobile, body, attempts, next_attempt_at",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = placeholders(2, ids.len());
-    let sql = format!(
-        "UPDATE sms_messages SET status = 'sending', claimed_at = $1, attempts = attempts + 1 \
-         WHERE status = 'queued' AND id IN ({list})"
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-    for id in &ids {
-        q = q.bind(id.clone());
-    }
-    q.execute(&mut *tx).await?;
-    let sql = format!(
-        "SELECT id, batch_id, mobile, body, attempts FROM sms_messages \
-         WHERE status = 'sending' AND id IN ({}) ORDER BY next_attempt_at, id",
-        placeholders(1, ids.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ids {
-        q = q.bind(id.clone());
-    }
-    let rows = q.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    rows.iter().map(claimed_from_row).collect()
-}
-
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("next_attempt_at")?,
+                claimed_from_row(r)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING has no order: send the oldest due first.
+    claimed.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
+    Ok(claimed.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Step 3: records the outcome of every claimed message in one transaction.

@@ -1,7 +1,7 @@
 //! Calls the gateway answers itself and hands to an application (the IVR, the ACD queue and
 //! the survey, driven by the binary): the application learns of the call through
 //! [`AppEvent`]s and acts on it through the [`crate::GatewayHandle`] (`play`,
-//! `stop_playback`, `connect_seat`, `disconnect_seat`, `hangup`).
+//! `stop_playback`, `connect_seat`, `disconnect_seat`, `set_hold`, `hangup`).
 //!
 //! Life of an application call: the trunk INVITE to a DID routed to `ivr` is answered at once
 //! (200 with our SDP; media task started) → `Incoming` → prompts and digits → the application
@@ -124,6 +124,11 @@ pub(crate) enum AppCommand {
     SetRecordingPaused {
         call_id: String,
         paused: bool,
+        reply: tokio::sync::oneshot::Sender<Result<bool, GatewayError>>,
+    },
+    SetHold {
+        call_id: String,
+        on: bool,
         reply: tokio::sync::oneshot::Sender<Result<bool, GatewayError>>,
     },
 }
@@ -354,10 +359,25 @@ impl Engine {
                 let _ = leg
                     .media
                     .send(MediaCmd::SetRecordingPaused { paused, reply: tx });
-                // The media task answers at once; do not hold the engine for it.
-                tokio::spawn(async move {
-                    let _ = reply.send(Ok(rx.await.unwrap_or(false)));
-                });
+                answer_from_media(rx, reply);
+            }
+            AppCommand::SetHold { call_id, on, reply } => {
+                // Hold is ours to do: we anchor the media and are the caller's only RTP
+                // peer, so no re-INVITE (RFC 3264 §8.4) is needed on either leg — the caller
+                // hears our music, the seat silence.
+                let Some(leg) = self
+                    .calls
+                    .get(&call_id)
+                    .filter(|c| !c.is_ended())
+                    .and_then(|c| c.app.as_ref())
+                    .filter(|a| matches!(a.seat, SeatLeg::Bridged(_)))
+                else {
+                    let _ = reply.send(Err(GatewayError::CallNotFound(call_id)));
+                    return;
+                };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = leg.media.send(MediaCmd::Hold { on, reply: tx });
+                answer_from_media(rx, reply);
             }
         }
     }
@@ -663,6 +683,16 @@ impl Engine {
             });
         }
     }
+}
+
+/// Passes the media task's answer on; it answers at once, but the engine does not wait.
+fn answer_from_media(
+    rx: tokio::sync::oneshot::Receiver<bool>,
+    reply: tokio::sync::oneshot::Sender<Result<bool, GatewayError>>,
+) {
+    tokio::spawn(async move {
+        let _ = reply.send(Ok(rx.await.unwrap_or(false)));
+    });
 }
 
 fn call_seat(call: Option<&Call>) -> Option<SeatLeg> {

@@ -259,6 +259,20 @@ impl GatewayHandle {
         rx.await.map_err(|_| GatewayError::Stopped)?
     }
 
+    /// Puts the caller of an application call bridged to a seat on hold (`true`: nothing
+    /// is relayed, the caller hears what the application plays next) or back (`false`).
+    /// `Ok(false)` when it already was in that state; `CallNotFound` when no seat is bridged.
+    pub async fn set_hold(&self, call_id: &str, on: bool) -> Result<bool, GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.app(crate::app::AppCommand::SetHold {
+            call_id: call_id.to_string(),
+            on,
+            reply: tx,
+        })
+        .await?;
+        rx.await.map_err(|_| GatewayError::Stopped)?
+    }
+
     /// Cancels the ringing seat or hangs up the connected one; the caller stays.
     pub async fn disconnect_seat(&self, call_id: &str) -> Result<(), GatewayError> {
         self.app(crate::app::AppCommand::DisconnectSeat {

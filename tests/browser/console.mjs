@@ -72,6 +72,14 @@ try {
   check(await agent.page.inputValue('#t-phone') === caller, 'the ticket form is prefilled from the call');
   await shot(agent.page, 'desk-screen-pop');
   console.log(`POP_OK ${lag}`);
+  // Once connected, the hold button acts on the call: hold, then take the caller back.
+  await agent.page.waitForSelector('#agent-state[data-state="busy"]', { timeout: 10_000 });
+  await agent.page.click('#btn-hold');
+  await agent.page.waitForFunction(() => document.querySelector('#btn-hold').textContent === '取回');
+  await shot(agent.page, 'desk-on-hold');
+  await agent.page.click('#btn-hold');
+  await agent.page.waitForFunction(() => document.querySelector('#btn-hold').textContent === '保持');
+  console.log('HOLD_OK');
 
   // --- Supervisor: the wallboard shows the agent ------------------------------------------
   const sup = await session('supervisor');

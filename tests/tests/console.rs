@@ -187,7 +187,7 @@ async fn console_in_a_real_browser() -> Result<()> {
             "codec",
             "PCMA",
             "-d",
-            "4000",
+            "6000",
         ],
     )?;
     let mut caller = Caller::call(sip, DID, MOBILE, true).await?;
@@ -210,8 +210,9 @@ async fn console_in_a_real_browser() -> Result<()> {
     assert!(rang, "the agent's seat never rang");
     let pop = browser.expect("POP_OK", TIMEOUT)?;
     eprintln!("screen-pop: {pop} ms after ringing");
+    browser.expect("HOLD_OK", TIMEOUT)?;
 
-    // The seat hangs up after 4 s; the caller rates the call; the recording is finished.
+    // The seat hangs up after 6 s (time for the agent to hold and take back the call); the caller rates the call; the recording is finished.
     seat.success().await?;
     caller.hear(25).await?;
     caller.key('1').await?;
@@ -238,5 +239,11 @@ async fn console_in_a_real_browser() -> Result<()> {
             .fetch_one(&mut db)
             .await?;
     assert!(listens >= 1, "listening was audited");
+    let (holds,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_log WHERE action IN ('call.hold', 'call.retrieve')",
+    )
+    .fetch_one(&mut db)
+    .await?;
+    assert_eq!(holds, 2, "the desk's hold and take-back acted on the call");
     Ok(())
 }

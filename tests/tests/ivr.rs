@@ -538,6 +538,20 @@ async fn ring_no_answer_moves_the_call_to_the_next_agent() -> Result<()> {
 }
 
 /// The agent's state in an `/api/v1/acd` snapshot.
+/// The share of the signal's power at `freq` (1.0 for a pure tone), by a single DFT bin.
+fn share(samples: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let (mut re, mut im, mut power) = (0.0f64, 0.0f64, 0.0f64);
+    for (n, &x) in samples.iter().enumerate() {
+        let x = f64::from(x);
+        re += x * (w * n as f64).cos();
+        im -= x * (w * n as f64).sin();
+        power += x * x;
+    }
+    let n = samples.len().max(1) as f64;
+    (2.0 * (re * re + im * im) / (n * n)) / (power / n).max(1e-9)
+}
+
 fn agent_state<'a>(acd: &'a Value, agent: &str) -> &'a Value {
     acd["agents"]
         .as_array()
@@ -546,7 +560,8 @@ fn agent_state<'a>(acd: &'a Value, agent: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_transfers_the_caller_to_a_queue_and_the_next_agent_answers() -> Result<()> {
+async fn an_agent_transfers_the_caller_to_a_queue_holds_and_transfers_to_a_colleague() -> Result<()>
+{
     let dir = tempfile::tempdir()?;
     let (data, stdout) = init_printed(dir.path())?;
     let config = ivr_config(dir.path(), DID, (39000, 39999), "")?;
@@ -695,8 +710,77 @@ async fn an_agent_transfers_the_caller_to_a_queue_and_the_next_agent_answers() -
         "bridged to 8002 (rms {})",
         echoed.rms()
     );
+
+    // 8002 puts the caller on hold: the caller hears the music on hold (notes below 400 Hz),
+    // not the seat (whose sipp echoes the caller's 1777 Hz); taken back, the echo returns.
+    let probe = tone(&[1777.0], 600, 6000.0);
+    let (s, b) = post(format!("/api/v1/calls/{call_id}/hold"), json!({"on": true})).await?;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains("\"changed\":true"), "{b}");
+    caller.hear_for(Duration::from_millis(100)).await?; // echo already on its way
+    let held = caller.talk(&probe).await?;
+    assert!(
+        held.packets > 10 && held.rms() > 300.0,
+        "music on hold heard: {} packets, rms {}",
+        held.packets,
+        held.rms()
+    );
+    assert!(
+        share(&held.samples, 1777.0) < 0.05,
+        "the seat is not heard on hold ({})",
+        share(&held.samples, 1777.0)
+    );
+    let (s, b) = post(
+        format!("/api/v1/calls/{call_id}/hold"),
+        json!({"on": false}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{b}");
+    let back = caller.talk(&probe).await?;
+    assert!(
+        share(&back.samples, 1777.0) > 0.3,
+        "the seat is heard again ({})",
+        share(&back.samples, 1777.0)
+    );
+
+    // 8002 transfers the caller to a named colleague: refused while 8001 wraps up, to
+    // oneself, or with two targets; accepted once 8001 is ready — 8001 alone rings.
+    for (body, status, text) in [
+        (json!({"agent": "8001"}), 409, "不空闲"),
+        (json!({"agent": "8002"}), 409, "不能转接给自己"),
+        (json!({"agent": "8001", "queue": "hotline"}), 400, "二选一"),
+    ] {
+        let (s, b) = post(format!("/api/v1/calls/{call_id}/transfer"), body).await?;
+        assert_eq!(s, status, "{b}");
+        assert!(b.contains(text), "{b}");
+    }
+    let (s, b) = post("/api/v1/acd/agents/8001/ready".into(), json!({})).await?;
+    assert_eq!(s, 200, "{b}");
+    let third = answer(&ports[0])?;
+    let (s, b) = post(
+        format!("/api/v1/calls/{call_id}/transfer"),
+        json!({"agent": "8001"}),
+    )
+    .await?;
+    assert_eq!(s, 200, "{b}");
+    second.success().await?; // 8002's leg is released
+    for _ in 0..100 {
+        caller.hear_for(Duration::from_millis(100)).await?;
+        acd = snapshot().await?;
+        if agent_state(&acd, "8001")["state"] == "busy" {
+            break;
+        }
+    }
+    assert_eq!(
+        agent_state(&acd, "8001")["call_id"],
+        call_id.as_str(),
+        "{acd}"
+    );
+    assert_eq!(agent_state(&acd, "8002")["state"], "wrap_up", "{acd}");
+    let echoed = caller.talk(&tone(&[1000.0], 400, 6000.0)).await?;
+    assert!(echoed.rms() > 1000.0, "bridged to 8001 again");
     caller.bye().await?;
-    second.success().await?;
+    third.success().await?;
     // The transfer is in the audit log.
     let audit = c
         .get(server.url("/api/v1/audit?action=call.transfer"))

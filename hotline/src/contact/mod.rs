@@ -138,6 +138,14 @@ impl Library {
     }
 }
 
+/// Where an agent transfers a connected call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    Queue(String),
+    /// An agent id (the seat number they are logged in at).
+    Agent(String),
+}
+
 /// An agent action refused by the ACD (unknown agent or queue, wrong state).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -165,10 +173,15 @@ pub(crate) enum Request {
     Snapshot {
         reply: oneshot::Sender<serde_json::Value>,
     },
-    TransferToQueue {
+    Transfer {
         call_id: String,
-        queue: String,
+        to: TransferTarget,
         reply: oneshot::Sender<Result<(), AgentError>>,
+    },
+    Hold {
+        call_id: String,
+        on: bool,
+        reply: oneshot::Sender<Result<bool, AgentError>>,
     },
     Reload {
         library: Library,
@@ -243,15 +256,22 @@ impl ContactCentre {
 
     /// The agent hands a connected caller to `queue` (转接): the agent's leg is released and
     /// wraps up, the caller waits in that queue (music on hold) for the next agent.
-    pub async fn transfer_to_queue(&self, call_id: &str, queue: &str) -> Result<(), AgentError> {
-        let (call_id, queue) = (call_id.to_string(), queue.to_string());
-        self.ask(|reply| Request::TransferToQueue {
-            call_id,
-            queue,
-            reply,
-        })
-        .await
-        .unwrap_or_else(|| Err(stopped()))
+    /// Or to one colleague (`TransferTarget::Agent`, who must be ready): rung alone, and
+    /// the caller joins the queue first in line when the colleague does not answer.
+    pub async fn transfer(&self, call_id: &str, to: TransferTarget) -> Result<(), AgentError> {
+        let call_id = call_id.to_string();
+        self.ask(|reply| Request::Transfer { call_id, to, reply })
+            .await
+            .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Puts the caller of a connected call on hold (music on hold; the agent hears
+    /// silence) or takes it back. `Ok(false)` when it already was in that state.
+    pub async fn hold(&self, call_id: &str, on: bool) -> Result<bool, AgentError> {
+        let call_id = call_id.to_string();
+        self.ask(|reply| Request::Hold { call_id, on, reply })
+            .await
+            .unwrap_or_else(|| Err(stopped()))
     }
 
     /// Switches new calls to `library`.

@@ -19,7 +19,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentError, ContactCentre, IvrConfig, Library, Request, data};
+use super::{AgentError, ContactCentre, IvrConfig, Library, Request, TransferTarget, data};
 
 /// What the runtime needs from the composition root.
 pub struct ContactDeps {
@@ -80,6 +80,8 @@ struct CallCtx {
     next_local: u64,
     /// Queue phase: the music-on-hold prompt and the playback id looping it.
     moh: Option<(String, u64)>,
+    /// The agent put the caller on hold (the music loops until taken back).
+    held: bool,
     announcing: Option<u64>,
     /// Hang up when this playback ends.
     release: Option<u64>,
@@ -231,12 +233,11 @@ impl Runtime {
                     "calls": self.calls.len(),
                 }));
             }
-            Request::TransferToQueue {
-                call_id,
-                queue,
-                reply,
-            } => {
-                let _ = reply.send(self.transfer_to_queue(now, &call_id, &queue).await);
+            Request::Transfer { call_id, to, reply } => {
+                let _ = reply.send(self.transfer(now, &call_id, &to).await);
+            }
+            Request::Hold { call_id, on, reply } => {
+                let _ = reply.send(self.hold(now, &call_id, on).await);
             }
             Request::Reload { library, reply } => {
                 tracing::info!(
@@ -286,6 +287,7 @@ impl Runtime {
                         generation: 1,
                         next_local: 0,
                         moh: None,
+                        held: false,
                         announcing: None,
                         release: None,
                         ringing: None,
@@ -528,6 +530,7 @@ impl Runtime {
             c.generation += 1;
             c.next_local = 0;
             c.moh = None;
+            c.held = false;
             c.announcing = None;
             c.release = None;
             let _ = self.gw.stop_playback(call_id).await;
@@ -724,11 +727,11 @@ impl Runtime {
         });
     }
 
-    async fn transfer_to_queue(
+    async fn transfer(
         &mut self,
         now: UnixMillis,
         call_id: &str,
-        queue: &str,
+        to: &TransferTarget,
     ) -> Result<(), AgentError> {
         let Some(c) = self.calls.get(call_id) else {
             return Err(AgentError("通话不存在或已结束".into()));
@@ -736,21 +739,106 @@ impl Runtime {
         if !matches!(c.phase, Phase::Queued) || c.fact.answered_at.is_none() {
             return Err(AgentError("只有坐席正在接听的来电可以转接".into()));
         }
-        if self.acd.stats(queue).is_none() {
-            return Err(AgentError(format!("队列不存在：{queue}")));
-        }
         let caller = c.caller.clone();
-        // The ACD ends the agent's part (wrap-up follows, DESIGN.md: wrap-up is not skipped on
-        // transfer), then the caller joins the new queue as a new arrival.
-        self.acd
-            .handle_transferred(now, call_id)
-            .map_err(|e| AgentError(e.to_string()))?;
-        // The call's fact keeps the queue it was offered in; the next agent's answer updates
-        // its agent and answer time.
+        match to {
+            TransferTarget::Queue(queue) => {
+                if self.acd.stats(queue).is_none() {
+                    return Err(AgentError(format!("队列不存在：{queue}")));
+                }
+                // The ACD ends the agent's part (wrap-up follows, DESIGN.md: wrap-up is not
+                // skipped on transfer), then the caller joins the new queue as a new arrival.
+                self.acd
+                    .handle_transferred(now, call_id)
+                    .map_err(|e| AgentError(e.to_string()))?;
+                // The call's fact keeps the queue it was offered in; the next agent's answer
+                // updates its agent and answer time.
+                self.release_seat(call_id).await;
+                self.acd
+                    .enqueue(now, call_id, &caller, queue, 0)
+                    .map_err(|e| AgentError(e.to_string()))
+            }
+            TransferTarget::Agent(agent) => {
+                use hotline_ivr::queue::AcdError;
+                let queue = c.fact.queue.clone();
+                // Checked and done in one ACD step: a refusal leaves the call as it was.
+                self.acd
+                    .transfer_to_agent(now, call_id, &caller, &queue, agent)
+                    .map_err(|e| match e {
+                        AcdError::UnknownAgent(_) => {
+                            AgentError(format!("坐席 {agent} 未签入，不能转接"))
+                        }
+                        AcdError::AgentBusy { state, .. } if state == "on this call" => {
+                            AgentError("不能转接给自己".into())
+                        }
+                        AcdError::AgentBusy { .. } => {
+                            AgentError(format!("坐席 {agent} 当前不空闲，不能转接"))
+                        }
+                        other => AgentError(other.to_string()),
+                    })?;
+                self.release_seat(call_id).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The transferring agent's leg goes; a held caller is taken off hold first so that
+    /// the next agent hears them.
+    async fn release_seat(&mut self, call_id: &str) {
+        if let Some(c) = self.calls.get_mut(call_id)
+            && c.held
+        {
+            c.held = false;
+            c.moh = None;
+            let _ = self.gw.stop_playback(call_id).await;
+        }
         let _ = self.gw.disconnect_seat(call_id).await;
-        self.acd
-            .enqueue(now, call_id, &caller, queue, 0)
-            .map_err(|e| AgentError(e.to_string()))
+    }
+
+    async fn hold(&mut self, now: UnixMillis, call_id: &str, on: bool) -> Result<bool, AgentError> {
+        let Some(c) = self.calls.get(call_id) else {
+            return Err(AgentError("通话不存在或已结束".into()));
+        };
+        if !matches!(c.phase, Phase::Queued | Phase::Direct) || c.fact.answered_at.is_none() {
+            return Err(AgentError("只有坐席正在接听的来电可以保持".into()));
+        }
+        let agent = c.fact.agent.clone().unwrap_or_default();
+        let queue = c.fact.queue.clone();
+        let changed = self
+            .gw
+            .set_hold(call_id, on)
+            .await
+            .map_err(|_| AgentError("坐席未接通，不能保持".into()))?;
+        if !changed {
+            return Ok(false);
+        }
+        let moh = self
+            .cfg
+            .acd
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map(|q| q.moh.clone())
+            .unwrap_or_else(|| hotline_ivr::prompts::MUSIC_ON_HOLD.to_string());
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.held = on;
+            if on {
+                c.moh = Some((moh, 0));
+            } else {
+                c.moh = None;
+            }
+        }
+        if on {
+            self.play_moh(call_id).await;
+        } else {
+            let _ = self.gw.stop_playback(call_id).await;
+        }
+        tracing::info!(call = %call_id, %agent, on, "call hold changed");
+        self.events.publish(hotline_core::events::Event::Acd {
+            at: now,
+            kind: "hold".into(),
+            json: serde_json::json!({ "call_id": call_id, "agent": agent, "on": on }).to_string(),
+        });
+        Ok(true)
     }
 
     fn store_fact(&self, mut fact: CallFact, path: Vec<String>) {

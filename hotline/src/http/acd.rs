@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::access::{Access, ApiBuilder, ClientAddr, CurrentUser};
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use super::state::AppState;
-use crate::contact::{AgentError, ContactCentre};
+use crate::contact::{AgentError, ContactCentre, TransferTarget};
 
 const WATCH: &[Role] = &[
     Role::Admin,
@@ -74,8 +74,16 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
         "/api/v1/calls/{id}/transfer",
         Access::Roles(ACT),
         "acd",
-        "转接：把正在接听的来电转入另一技能队列",
+        "转接：把正在接听的来电转入另一技能队列，或转给一位空闲的同事坐席",
         transfer,
+    )
+    .route(
+        Method::POST,
+        "/api/v1/calls/{id}/hold",
+        Access::Roles(ACT),
+        "acd",
+        "保持／取回：来电人听等待音乐，坐席听不到来电人",
+        hold,
     )
     .route(
         Method::POST,
@@ -253,10 +261,15 @@ async fn logout(
     ))
 }
 
+/// Exactly one of `queue` and `agent`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
-    pub queue: String,
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// A colleague's agent id (seat number); they must be ready.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 async fn transfer(
@@ -266,20 +279,68 @@ async fn transfer(
     ApiPath(call_id): ApiPath<String>,
     ApiJson(body): ApiJson<TransferBody>,
 ) -> ApiResult<Json<Value>> {
+    let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let to = match (clean(body.queue), clean(body.agent)) {
+        (Some(q), None) => TransferTarget::Queue(q),
+        (None, Some(a)) => TransferTarget::Agent(a),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "请指定转接目标：队列（queue）或坐席（agent）二选一".into(),
+            ));
+        }
+    };
     let cc = centre(&state)?;
-    cc.transfer_to_queue(&call_id, body.queue.trim())
+    cc.transfer(&call_id, to.clone())
         .await
         .map_err(|e| ApiError::Conflict(e.0))?;
+    let target = match &to {
+        TransferTarget::Queue(q) => serde_json::json!({ "queue": q }),
+        TransferTarget::Agent(a) => serde_json::json!({ "agent": a }),
+    };
     state
         .audit_by(
             &me,
             &addr,
             "call.transfer",
             &format!("call:{call_id}"),
-            &serde_json::json!({ "queue": body.queue }).to_string(),
+            &target.to_string(),
         )
         .await?;
+    let mut out = serde_json::json!({ "transferred": call_id });
+    if let (Some(o), Some(t)) = (out.as_object_mut(), target.as_object()) {
+        o.extend(t.clone());
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    pub on: bool,
+}
+
+async fn hold(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    me: CurrentUser,
+    ApiPath(call_id): ApiPath<String>,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> ApiResult<Json<Value>> {
+    let changed = centre(&state)?
+        .hold(&call_id, body.on)
+        .await
+        .map_err(|e| ApiError::Conflict(e.0))?;
+    if changed {
+        let action = if body.on {
+            "call.hold"
+        } else {
+            "call.retrieve"
+        };
+        state
+            .audit_by(&me, &addr, action, &format!("call:{call_id}"), "")
+            .await?;
+    }
     Ok(Json(
-        serde_json::json!({ "transferred": call_id, "queue": body.queue }),
+        serde_json::json!({ "call_id": call_id, "on_hold": body.on, "changed": changed }),
     ))
 }

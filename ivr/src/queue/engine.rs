@@ -31,6 +31,9 @@ struct Waiting {
     ring_deadline: Option<UnixMillis>,
     next_announce: Option<UnixMillis>,
     max_wait_at: Option<UnixMillis>,
+    /// Transferred to this agent by a colleague: offered to them only, and to the queue
+    /// once they do not take it.
+    target: Option<String>,
 }
 
 #[derive(Debug)]
@@ -61,6 +64,10 @@ pub struct Acd {
     commands: VecDeque<AcdCommand>,
     events: VecDeque<AcdEvent>,
 }
+
+/// The priority of a caller transferred to a named agent: ahead of every other caller when
+/// that agent does not take the call (they have already waited once).
+pub const TRANSFER_PRIORITY: i32 = 1_000;
 
 fn wait_ms(now: UnixMillis, since: UnixMillis) -> u64 {
     u64::try_from(now - since).unwrap_or(0)
@@ -264,6 +271,66 @@ impl Acd {
         queue: &str,
         priority: i32,
     ) -> Result<(), AcdError> {
+        self.enqueue_for(now, call_id, caller_id, queue, priority, None)
+    }
+
+    /// An agent hands the connected call to a colleague (`agent`, who must be ready): the
+    /// transferring agent's part ends (wrap-up follows), the caller waits in `queue` offered
+    /// to `agent` alone, ahead of everyone ([`TRANSFER_PRIORITY`]), and joins the queue
+    /// normally when `agent` does not take it (no answer, unreachable, no longer ready).
+    /// Nothing changes when the transfer is refused.
+    pub fn transfer_to_agent(
+        &mut self,
+        now: UnixMillis,
+        call_id: &str,
+        caller_id: &str,
+        queue: &str,
+        agent: &str,
+    ) -> Result<(), AcdError> {
+        let from = self
+            .connected
+            .get(call_id)
+            .ok_or_else(|| AcdError::UnknownCall(call_id.into()))?;
+        let state = self
+            .agents
+            .get(agent)
+            .map(|a| &a.state)
+            .ok_or_else(|| AcdError::UnknownAgent(agent.into()))?;
+        if from.agent == agent {
+            return Err(AcdError::AgentBusy {
+                agent: agent.into(),
+                state: "on this call".into(),
+            });
+        }
+        if *state != AgentState::Ready {
+            return Err(AcdError::AgentBusy {
+                agent: agent.into(),
+                state: state_name(state),
+            });
+        }
+        if !self.queues.contains_key(queue) {
+            return Err(AcdError::UnknownQueue(queue.into()));
+        }
+        self.end_connected(now, call_id, EndedBy::Transfer);
+        self.enqueue_for(
+            now,
+            call_id,
+            caller_id,
+            queue,
+            TRANSFER_PRIORITY,
+            Some(agent.into()),
+        )
+    }
+
+    fn enqueue_for(
+        &mut self,
+        now: UnixMillis,
+        call_id: &str,
+        caller_id: &str,
+        queue: &str,
+        priority: i32,
+        target: Option<String>,
+    ) -> Result<(), AcdError> {
         if self.find(call_id).is_some() || self.connected.contains_key(call_id) {
             return Err(AcdError::DuplicateCall(call_id.into()));
         }
@@ -284,6 +351,7 @@ impl Acd {
             ring_deadline: None,
             next_announce: (every > 0).then(|| now + every as i64),
             max_wait_at: (max > 0).then(|| now + max as i64),
+            target,
         };
         let pos = q
             .waiting
@@ -586,7 +654,9 @@ impl Acd {
         let Some((qname, idx)) = self.find(call_id) else {
             return;
         };
-        let w = &self.queues[&qname].waiting[idx];
+        let w = &mut self.queues.get_mut(&qname).expect("found").waiting[idx];
+        // The colleague it was transferred to did not take it: it is the queue's now.
+        w.target = None;
         if w.ringing.is_empty() && w.max_wait_at.is_some_and(|d| d <= now) {
             self.callback(now, &qname, call_id, CallbackReason::MaxWait);
         }
@@ -704,19 +774,42 @@ impl Acd {
     /// Offers waiting calls to ready agents: highest priority first, then arrival, across
     /// all queues (an agent serving two queues takes the more urgent call).
     fn dispatch(&mut self, now: UnixMillis) {
-        let mut order: Vec<(i32, u64, String, String)> = self
+        let mut order: Vec<(bool, i32, u64, String, String, Option<String>)> = self
             .queues
             .iter()
             .flat_map(|(qn, q)| {
                 q.waiting
                     .iter()
                     .filter(|w| w.ringing.is_empty())
-                    .map(move |w| (w.priority, w.seq, qn.clone(), w.call_id.clone()))
+                    .map(move |w| {
+                        let targeted = w.target.is_some();
+                        let (prio, seq, call) = (w.priority, w.seq, w.call_id.clone());
+                        (targeted, prio, seq, qn.clone(), call, w.target.clone())
+                    })
             })
             .collect();
-        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (_, _, qname, call_id) in order {
-            let picked = self.pick_agents(&qname);
+        // Transfers to a named agent first: that agent was checked ready a moment ago and
+        // must not be taken by another queue's caller meanwhile.
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (_, _, _, qname, call_id, target) in order {
+            let picked = match target {
+                Some(agent)
+                    if self
+                        .agents
+                        .get(&agent)
+                        .is_some_and(|a| a.state == AgentState::Ready) =>
+                {
+                    vec![agent]
+                }
+                Some(_) => {
+                    // No longer ready: the call is the queue's.
+                    if let Some(w) = self.waiting_mut(&call_id) {
+                        w.target = None;
+                    }
+                    self.pick_agents(&qname)
+                }
+                None => self.pick_agents(&qname),
+            };
             if picked.is_empty() {
                 continue;
             }

@@ -19,7 +19,7 @@ mod engine;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::Acd;
+pub use engine::{Acd, TRANSFER_PRIORITY};
 
 use hotline_core::UnixMillis;
 

@@ -713,3 +713,89 @@ fn config_defaults_and_validation() {
     bad_key.queues[0].callback_key = "12".into();
     assert!(bad_key.validate().is_err());
 }
+
+/// A transfer to a named colleague rings that colleague alone, even when the queue's
+/// strategy would pick someone else; the transferring agent wraps up.
+#[test]
+fn transfer_to_a_named_agent_rings_only_that_agent() {
+    let mut w = World::new(Strategy::LongestIdle);
+    w.login(&["a", "b", "c"]);
+    assert_eq!(rings(&w.call("c1")), ["a"]);
+    w.acd.handle_agent_answered(w.now, "c1", "a").unwrap();
+    w.cmds();
+    w.advance(10_000);
+    // "b" is idle longer than "c"; the caller asks for "c".
+    w.acd
+        .transfer_to_agent(w.now, "c1", "13800001234", "hotline", "c")
+        .unwrap();
+    let cmds = w.cmds();
+    assert_eq!(rings(&cmds), ["c"], "{cmds:?}");
+    assert!(matches!(w.state("a"), AgentState::WrapUp { .. }));
+    assert_eq!(w.state("b"), AgentState::Ready);
+    w.acd.handle_agent_answered(w.now, "c1", "c").unwrap();
+    assert!(w.cmds().contains(&AcdCommand::Bridge {
+        call_id: "c1".into(),
+        agent: "c".into()
+    }));
+}
+
+/// Refused transfers change nothing: the call stays with its agent.
+#[test]
+fn transfer_to_an_agent_who_is_not_ready_is_refused() {
+    let mut w = World::new(Strategy::LongestIdle);
+    w.login(&["a", "b"]);
+    w.call("c1");
+    w.acd.handle_agent_answered(w.now, "c1", "a").unwrap();
+    w.acd.set_not_ready(w.now, "b", "lunch").unwrap();
+    w.cmds();
+    for (agent, want) in [("b", "not ready"), ("a", "on this call"), ("zz", "unknown")] {
+        let err = w
+            .acd
+            .transfer_to_agent(w.now, "c1", "", "hotline", agent)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{agent}: {err}");
+    }
+    assert!(matches!(
+        w.acd.transfer_to_agent(w.now, "c1", "", "nope", "b"),
+        Err(AcdError::AgentBusy { .. })
+    ));
+    assert_eq!(
+        w.state("a"),
+        AgentState::Busy {
+            call_id: "c1".into()
+        }
+    );
+    assert!(w.cmds().is_empty());
+}
+
+/// The colleague lets it ring out: the caller is not lost, the queue serves it first.
+#[test]
+fn a_transferred_call_the_colleague_does_not_take_goes_to_the_queue_first() {
+    // Wrap-up longer than the 20 s ring timeout.
+    let mut w = World::with(AcdConfig {
+        wrap_up_ms: 30_000,
+        ..AcdConfig::default()
+    });
+    w.login(&["a", "b"]);
+    assert_eq!(rings(&w.call("c1")), ["a"]);
+    w.acd.handle_agent_answered(w.now, "c1", "a").unwrap();
+    w.cmds();
+    w.acd
+        .transfer_to_agent(w.now, "c1", "13800001234", "hotline", "b")
+        .unwrap();
+    assert_eq!(rings(&w.cmds()), ["b"]);
+    w.advance(5_000);
+    assert!(rings(&w.call("c3")).is_empty(), "nobody free for c3");
+    let cmds = w.advance(15_000);
+    assert!(cmds.contains(&cancel("c1", "b")), "{cmds:?}");
+    assert_eq!(w.state("b"), not_ready("no answer"));
+    // a's wrap-up ends: a is offered c1, ahead of c3 who waits longer in this queue.
+    assert_eq!(rings(&w.advance(10_000)), ["a"]);
+    assert_eq!(
+        w.state("a"),
+        AgentState::Ringing {
+            call_id: "c1".into()
+        }
+    );
+}

@@ -42,6 +42,13 @@ pub(crate) enum MediaCmd {
         ssrc_b: u32,
     },
     Unbridge,
+    /// Hold (`true`) or retrieve the caller of a bridged call: on hold, nothing is relayed
+    /// either way and the caller hears what the application plays (music on hold); the
+    /// seat hears silence. Answers whether the state changed.
+    Hold {
+        on: bool,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Pause or resume the call's recording; answers whether the state changed.
     SetRecordingPaused {
         paused: bool,
@@ -73,6 +80,9 @@ struct Bridge {
     latched: bool,
     a_to_b: Forwarder,
     b_to_a: Forwarder,
+    b_media: LegMedia,
+    /// The caller is on hold: the player speaks to the caller, nothing is relayed.
+    held: bool,
 }
 
 /// The caller's input side: events and in-band tones.
@@ -187,10 +197,36 @@ async fn run(mut s: MediaSetup) {
                         latched: false,
                         a_to_b: Forwarder::new(s.a_media, b_media, ssrc_b, (ssrc_b >> 16) as u16, ssrc_b.rotate_left(7)),
                         b_to_a: Forwarder::new(b_media, s.a_media, s.stream.ssrc, s.stream.seq, s.stream.ts),
+                        b_media,
+                        held: false,
                     });
                 }
+                Some(MediaCmd::Hold { on, reply }) => {
+                    let changed = match bridge.as_mut() {
+                        Some(b) if b.held != on => {
+                            b.held = on;
+                            if on {
+                                // The player continues the caller's stream where the seat's
+                                // audio left it (RFC 3550 §5.1: one SSRC, contiguous numbers).
+                                if let Some((seq, ts)) = b.b_to_a.last_out() {
+                                    s.stream.seq = seq.wrapping_add(1);
+                                    s.stream.ts = ts.wrapping_add(FRAME as u32);
+                                }
+                                s.stream.talking = false;
+                                tick.reset();
+                            } else {
+                                player.stop();
+                                b.b_to_a = Forwarder::new(b.b_media, s.a_media, s.stream.ssrc, s.stream.seq, s.stream.ts);
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    let _ = reply.send(changed);
+                }
                 Some(MediaCmd::Unbridge) => {
-                    if let Some(b) = bridge.take()
+                    // On hold the player's stream is already the newer one.
+                    if let Some(b) = bridge.take().filter(|b| !b.held)
                         && let Some((seq, ts)) = b.b_to_a.last_out()
                     {
                         s.stream.seq = seq.wrapping_add(1);
@@ -200,7 +236,7 @@ async fn run(mut s: MediaSetup) {
                     tick.reset();
                 }
             },
-            _ = tick.tick(), if bridge.is_none() => {
+            _ = tick.tick(), if bridge.as_ref().is_none_or(|b| b.held) => {
                 let t = player.tick(s.a_media.codec, &mut s.stream, &mut out);
                 if t.sent {
                     let _ = s.sock_a.send_to(&out, remote_a).await;
@@ -226,7 +262,7 @@ async fn run(mut s: MediaSetup) {
                 for (digit, source) in ears.hear(pkt, bridge.is_none()) {
                     report_digit(&s, digit, source);
                 }
-                if let Some(b) = bridge.as_mut() {
+                if let Some(b) = bridge.as_mut().filter(|b| !b.held) {
                     let what = b.a_to_b.forward(pkt, &mut out);
                     if out.is_empty() || what == Forwarded::Dropped {
                         s.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -240,6 +276,9 @@ async fn run(mut s: MediaSetup) {
             r = recv_b => {
                 let Ok((n, src)) = r else { continue };
                 let Some(b) = bridge.as_mut() else { continue };
+                if b.held {
+                    continue; // the seat talks to nobody while the caller is on hold
+                }
                 if !b.latched {
                     b.remote = src;
                     b.latched = true;

@@ -6,6 +6,12 @@
   let seat = localStorage.getItem('hotline.seat') || '';
   let currentCall = null;
   let recordingPaused = false;
+  let held = false;
+  const setHeld = (on) => {
+    held = on;
+    $('#btn-hold').textContent = on ? '取回' : '保持';
+    $('#btn-hold').classList.toggle('warn', on);
+  };
   let wrapUntil = null;
 
   const seatOrWarn = () => {
@@ -19,9 +25,21 @@
   async function refreshState() {
     const snap = await api('GET', '/api/v1/acd').catch(() => null);
     const me = snap && (snap.agents || []).find((a) => a.agent === seat);
-    const sel = $('#transfer-queue');
-    const names = ((snap && snap.queues) || []).map((q) => q.name);
-    if (sel.options.length !== names.length) sel.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
+    // Transfer targets: every queue, and every colleague who is ready now.
+    const sel = $('#transfer-to');
+    const queues = ((snap && snap.queues) || []).map((q) => 'q:' + q.name);
+    const colleagues = ((snap && snap.agents) || [])
+      .filter((a) => a.agent !== seat && H.stateOf(a.state) === 'ready').map((a) => 'a:' + a.agent);
+    const want = queues.concat(colleagues);
+    const have = Array.from(sel.options).map((o) => o.value);
+    if (want.join() !== have.join()) {
+      const keep = sel.value;
+      sel.replaceChildren(
+        el('optgroup', { label: '队列' }, queues.map((v) => el('option', { value: v, text: v.slice(2) }))),
+        el('optgroup', { label: '空闲坐席' }, colleagues.map((v) => el('option', { value: v, text: '坐席 ' + v.slice(2) }))),
+      );
+      if (want.includes(keep)) sel.value = keep;
+    }
     const st = me ? H.stateOf(me.state) : 'offline';
     const badge = $('#agent-state');
     badge.dataset.state = st;
@@ -43,6 +61,7 @@
   function showPop(p) {
     currentCall = p.call_id;
     recordingPaused = false;
+    setHeld(false);
     $('#btn-rec').textContent = '暂停录音';
     const box = $('#pop');
     box.classList.remove('empty');
@@ -119,10 +138,19 @@
       await act(() => api('POST', '/api/v1/calls/' + encodeURIComponent(currentCall) + '/hangup', {}), '已挂断');
     });
     $('#btn-transfer').addEventListener('click', async () => {
+      const to = $('#transfer-to').value;
+      if (!currentCall || !to) return;
+      const body = to.startsWith('a:') ? { agent: to.slice(2) } : { queue: to.slice(2) };
+      const done = body.agent ? '已转给坐席 ' + body.agent : '已转入队列：' + body.queue;
+      const r = await act(() => api('POST', '/api/v1/calls/' + encodeURIComponent(currentCall) + '/transfer', body), done);
+      if (r) { currentCall = null; setHeld(false); $('#call-actions').hidden = true; refreshState(); }
+    });
+    $('#btn-hold').addEventListener('click', async () => {
       if (!currentCall) return;
-      const queue = $('#transfer-queue').value;
-      const r = await act(() => api('POST', '/api/v1/calls/' + encodeURIComponent(currentCall) + '/transfer', { queue }), '已转入队列：' + queue);
-      if (r) { currentCall = null; $('#call-actions').hidden = true; refreshState(); }
+      const want = !held;
+      const r = await act(() => api('POST', '/api/v1/calls/' + encodeURIComponent(currentCall) + '/hold', { on: want }),
+        want ? '来电人已保持（听等待音乐）' : '已取回通话');
+      if (r) setHeld(want);
     });
     $('#btn-rec').addEventListener('click', async () => {
       if (!currentCall) return;

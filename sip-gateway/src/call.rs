@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use hotline_core::events::{CallEvent, Event};
+use hotline_core::throttle::FailureOutcome;
 use hotline_core::{IdGenerator, UnixMillis};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -234,6 +235,15 @@ impl Engine {
         self.send_response(req, r, target);
     }
 
+    /// Counts a request refused to an address that is neither trunk peer nor seat; past the
+    /// flood guard's limit the address is ignored for a while (config `flood`).
+    pub(crate) fn refused_stranger(&mut self, now: UnixMillis, ip: std::net::IpAddr) {
+        if let FailureOutcome::Blocked { until } = self.strangers.record_failure(now, ip) {
+            self.m.flood_blocks.inc();
+            tracing::warn!(%ip, until, "SIP source ignored: too many refused requests (flood guard)");
+        }
+    }
+
     pub(crate) async fn handle_invite(
         &mut self,
         req: Request,
@@ -257,6 +267,7 @@ impl Engine {
             }
             None => {
                 self.reject(&req, 403, target, "acl");
+                self.refused_stranger(now, source.ip());
                 return;
             }
         };

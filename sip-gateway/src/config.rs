@@ -38,6 +38,32 @@ pub struct GatewayConfig {
     pub ring_timeout_secs: u64,
     /// Smallest session interval accepted (RFC 4028 Min-SE, at least 90). Default 90.
     pub min_session_expires_secs: u32,
+    pub flood: FloodConfig,
+}
+
+/// Requests refused from an address that is neither a trunk peer nor a registered seat (a
+/// scanner, a flood): past `max_refused` within `window_secs` the address gets no answer at
+/// all for `block_secs` — dropped before the transaction layer, so that a flood costs
+/// neither memory (no transaction kept per request) nor bandwidth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    /// Default 50.
+    pub max_refused: u32,
+    /// Default 10.
+    pub window_secs: u64,
+    /// Default 300.
+    pub block_secs: u64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            max_refused: 50,
+            window_secs: 10,
+            block_secs: 300,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +84,7 @@ impl Default for GatewayConfig {
             qualify_interval_secs: 30,
             ring_timeout_secs: 60,
             min_session_expires_secs: 90,
+            flood: FloodConfig::default(),
         }
     }
 }
@@ -298,6 +325,13 @@ impl GatewayConfig {
             return bad(
                 "auth",
                 "nonce_ttl_secs, max_failures and failure_window_secs must be positive".into(),
+            );
+        }
+        let f = &self.flood;
+        if f.max_refused == 0 || f.window_secs == 0 {
+            return bad(
+                "flood",
+                "max_refused and window_secs must be positive".into(),
             );
         }
         for (i, route) in self.routes.iter().enumerate() {

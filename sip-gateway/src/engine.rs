@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     pub(crate) auth_failures: Series,
     pub(crate) auth_blocked_requests: Series,
     pub(crate) auth_blocks: Series,
+    pub(crate) flood_dropped: Series,
+    pub(crate) flood_blocks: Series,
     pub(crate) bindings: Series,
     pub(crate) channels_in_use: Series,
     pub(crate) active_calls: Series,
@@ -81,6 +83,18 @@ impl Metrics {
                 .counter(
                     "hotline_sip_auth_blocks_total",
                     "Source addresses blocked after repeated authentication failures",
+                )
+                .plain(),
+            flood_dropped: r
+                .counter(
+                    "hotline_sip_flood_dropped_total",
+                    "Requests dropped unanswered from addresses blocked by the flood guard",
+                )
+                .plain(),
+            flood_blocks: r
+                .counter(
+                    "hotline_sip_flood_blocks_total",
+                    "Addresses (neither trunk peer nor seat) blocked after too many refused requests",
                 )
                 .plain(),
             bindings: r
@@ -145,6 +159,8 @@ pub(crate) struct Engine {
     auth: DigestAuth,
     dummy_ha1: String,
     throttle: FailureThrottle<IpAddr>,
+    /// Addresses that are neither trunk peers nor seats, by refused requests (flood guard).
+    pub(crate) strangers: FailureThrottle<IpAddr>,
     pub(crate) registrar: Registrar,
     pub(crate) acl: PeerAcl,
     pub(crate) cap: ChannelCap,
@@ -218,6 +234,11 @@ impl Engine {
             window_ms: secs(cfg.auth.failure_window_secs),
             block_ms: secs(cfg.auth.block_secs),
         });
+        let strangers = FailureThrottle::new(ThrottlePolicy {
+            max_failures: cfg.flood.max_refused,
+            window_ms: secs(cfg.flood.window_secs),
+            block_ms: secs(cfg.flood.block_secs),
+        });
         let m = Metrics::new(&p.metrics, cfg.trunk.channels);
         m.bindings.set(p.bindings.len() as i64);
         let routes = cfg
@@ -238,6 +259,7 @@ impl Engine {
             auth,
             dummy_ha1,
             throttle,
+            strangers,
             m,
             port: p.port,
             txns: Transactions::default(),
@@ -386,6 +408,13 @@ impl Engine {
         target: Target,
     ) {
         let now = self.now();
+        if self.strangers.blocked_until(now, &source.ip()).is_some()
+            && self.acl.peer_of(source).is_none()
+        {
+            // No answer and no transaction: a flood costs us nothing more.
+            self.m.flood_dropped.inc();
+            return;
+        }
         match self.txns.on_request(now, &req) {
             Incoming::Retransmission(Some(tx)) => {
                 self.out.push(tx);

@@ -186,6 +186,10 @@ async fn an_admin_edits_a_queue_and_adds_a_holiday_in_a_real_browser() -> Result
         .env("ADMIN_USER", "admin")
         .env("ADMIN_PASSWORD", &admin_pw)
         .env(
+            "SCREENSHOT",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-settings.png"),
+        )
+        .env(
             "CHROMIUM",
             std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
         )

@@ -122,7 +122,7 @@
     if (!r) return;
     const w = r.weekly;
     $('#hours-weekly').textContent = w
-      ? `每周服务：星期${w.days.map((d) => WEEKDAY[d] || d).join('、')} ${w.open}–${w.close}（UTC${w.utc_offset}，来自 IVR 流程文件）`
+      ? `每周服务：星期${w.days.map((d) => WEEKDAY[d] || d).join('、')} ${w.open === w.close ? '全天 24 小时' : `${w.open}–${w.close}`}（UTC${w.utc_offset}，来自 IVR 流程文件）`
       : `流程文件未能加载：${r.flow_error}`;
     const mine = new Map(r.items.map((d) => [d.date, d]));
     const all = r.in_force.length ? r.in_force : r.items;

@@ -57,7 +57,7 @@ async fn a_closed_day_for_today_sends_callers_to_the_closed_branch() -> Result<(
     let (data, stdout) = init_printed(dir.path())?;
     let admin_pw = field(&stdout, "password:").context("admin password")?;
     // The all-day flow: without the special day every call would be in hours.
-    let config = ivr_config(dir.path(), DID, (35000, 35999), "")?;
+    let config = ivr_config(dir.path(), DID, (36500, 36999), "")?;
     let mut server = serve(&config, &data)?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin_pw).await?;
@@ -176,7 +176,7 @@ async fn an_admin_edits_a_queue_and_adds_a_holiday_in_a_real_browser() -> Result
     let dir = tempfile::tempdir()?;
     let (data, stdout) = init_printed(dir.path())?;
     let admin_pw = field(&stdout, "password:").context("admin password")?;
-    let config = ivr_config(dir.path(), DID, (35000, 35999), "")?;
+    let config = ivr_config(dir.path(), DID, (37000, 37499), "")?;
     let server = serve(&config, &data)?;
 
     // The script bounds each of its steps (playwright timeouts) and exits on the first failure.

@@ -74,7 +74,7 @@
     const f = $('#queue-form');
     const s = q.settings;
     $('#queue-form-name').textContent = '队列 ' + q.name;
-    f.name.value = q.name;
+    f.queue.value = q.name;
     f.version.value = q.version;
     f.strategy.value = s.strategy;
     f.announce_s.value = Math.round(s.announce_every_ms / 1000);
@@ -93,7 +93,7 @@
       callback_key: v.callback_key, moh: v.moh,
     };
     try {
-      await api('PUT', '/api/v1/acd/queues/' + encodeURIComponent(v.name) + '/settings', body);
+      await api('PUT', '/api/v1/acd/queues/' + encodeURIComponent(v.queue) + '/settings', body);
       H.toast('队列设置已保存并生效');
       showQueueForm(false);
     } catch (e) {

@@ -137,8 +137,23 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let cancel = CancellationToken::new();
     // The IVR's flow and prompts: a bad flow file or a missing prompt stops the start here,
     // with its path, rather than in the middle of a call.
-    let library = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
+    // The administrators' special days join the flow's hours, and their queue edits
+    // override the configured queues (an edit that no longer fits is skipped, logged).
+    let days = db
+        .service_days()
+        .await
+        .map_err(Failure::runtime)?
+        .iter()
+        .map(|d| d.special())
+        .collect();
+    let library = crate::contact::load_library(&config.ivr, days)
+        .await
         .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    let mut ivr_config = config.ivr.clone();
+    let overrides = db.queue_overrides().await.map_err(Failure::runtime)?;
+    for why in crate::contact::apply_queue_overrides(&mut ivr_config.acd, &overrides, &library) {
+        tracing::warn!(reason = %why, "a stored queue edit is not applied");
+    }
     let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
     let recording = config.recording();
     let repaired = recover_recordings(&db, &recording, clock.as_ref(), rng.as_ref()).await;
@@ -180,7 +195,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let _ = state.gateway.set(gateway.clone());
     let _ = state.event_bus.set(bus.clone());
     let contact = crate::contact::start(crate::contact::ContactDeps {
-        config: config.ivr.clone(),
+        config: ivr_config,
         library,
         gateway: gateway.clone(),
         app_events: app_rx,
@@ -252,6 +267,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     {
         // SIGHUP reloads the IVR flow and prompts; a bad file keeps the running set.
         let (cancel, ivr, contact) = (cancel.clone(), config.ivr.clone(), contact.clone());
+        let db = db.clone();
         tracker.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -261,17 +277,18 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = hup.recv() => {
-                        let ivr = ivr.clone();
-                        let loaded = tokio::task::spawn_blocking(move || {
-                            crate::contact::Library::load(&ivr, std::path::Path::new("."))
-                        })
-                        .await;
-                        match loaded {
-                            Ok(Ok(lib)) => {
+                        let days = match db.service_days().await {
+                            Ok(days) => days.iter().map(|d| d.special()).collect(),
+                            Err(e) => {
+                                tracing::error!(error = %e, "IVR reload failed: cannot read the special days");
+                                continue;
+                            }
+                        };
+                        match crate::contact::load_library(&ivr, days).await {
+                            Ok(lib) => {
                                 contact.reload(lib).await;
                             }
-                            Ok(Err(e)) => tracing::error!(error = %e, "IVR reload refused; the running flow stays"),
-                            Err(e) => tracing::error!(error = %e, "IVR reload failed"),
+                            Err(e) => tracing::error!(error = %e, "IVR reload refused; the running flow stays"),
                         }
                     }
                 }

@@ -18,8 +18,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hotline_ivr::audio::PromptAudio;
-use hotline_ivr::flow::default_flow;
+use hotline_ivr::flow::{SpecialDay, default_flow};
 use hotline_ivr::prompts::PromptCatalog;
+use hotline_ivr::queue::{AcdError, QueueConfig, Strategy};
 use hotline_ivr::{AcdConfig, Flow, SurveyConfig};
 use hotline_sip_gateway::MediaClip;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,81 @@ impl Library {
     }
 }
 
+impl Library {
+    /// This library with the administrators' special days merged into the flow's hours (a
+    /// day in `days` overrides the flow file's entry for the same date).
+    pub fn with_service_days(mut self, days: &[SpecialDay]) -> Library {
+        if !days.is_empty() {
+            self.flow = Arc::new(self.flow.with_special_days(days));
+        }
+        self
+    }
+}
+
+/// [`Library::load`] off the async threads (it decodes every prompt), then the
+/// administrators' special days merged in: what start, `POST /api/v1/ivr/reload`, SIGHUP and
+/// every calendar change load.
+pub async fn load_library(cfg: &IvrConfig, days: Vec<SpecialDay>) -> Result<Library, LibraryError> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || {
+        Library::load(&cfg, Path::new(".")).map(|lib| lib.with_service_days(&days))
+    })
+    .await
+    .map_err(|e| LibraryError::Flow(format!("loading the flow failed: {e}")))?
+}
+
+/// The rules for a queue's settings as the hotline runs them, with zh-CN messages for the
+/// console: [`QueueConfig::validate`] (the config file's rules), no ring-all while seats are
+/// SIP phones (as the config check says), and, given the running prompts, a music-on-hold
+/// prompt that exists.
+pub fn check_queue_settings(q: &QueueConfig, library: Option<&Library>) -> Result<(), String> {
+    if let Err(e) = q.validate() {
+        return Err(match e {
+            AcdError::InvalidConfig { field, .. } => match field.as_str() {
+                "name" => "队列名只能包含小写字母、数字、_ 和 -".to_string(),
+                "callback_key" => "回拨按键须为一个按键（0-9、* 或 #），留空表示不提供回拨".into(),
+                "announce_every_ms" => "播报间隔最长 24 小时（86400000 毫秒），0 表示不播报".into(),
+                "max_wait_ms" => "最长等待最长 24 小时（86400000 毫秒），0 表示不限".into(),
+                "moh" => "请填写等待音乐的提示音名称".into(),
+                other => format!("队列设置无效：{other}"),
+            },
+            other => other.to_string(),
+        });
+    }
+    if q.strategy == Strategy::RingAll {
+        return Err("分机为 SIP 话机时暂不支持同时振铃，请选择最长空闲或轮流分配".into());
+    }
+    if let Some(lib) = library
+        && !lib.clips.contains_key(&q.moh)
+    {
+        return Err(format!("提示音 {:?} 不存在，请先在提示音目录中添加", q.moh));
+    }
+    Ok(())
+}
+
+/// Applies the stored queue edits over the configuration's queues at start. An edit that
+/// no longer fits — its queue left the configuration, or its prompt is gone — is skipped
+/// with a warning rather than stopping the hotline; the returned lines say which.
+pub fn apply_queue_overrides(
+    acd: &mut AcdConfig,
+    overrides: &[crate::db::admin_settings::QueueOverride],
+    library: &Library,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    for o in overrides {
+        let Some(q) = acd.queues.iter_mut().find(|q| q.name == o.queue) else {
+            skipped.push(format!("queue {:?} is not in the configuration", o.queue));
+            continue;
+        };
+        let edited = o.apply(q);
+        match check_queue_settings(&edited, Some(library)) {
+            Ok(()) => *q = edited,
+            Err(why) => skipped.push(format!("queue {:?}: {why}", o.queue)),
+        }
+    }
+    skipped
+}
+
 /// Where an agent transfers a connected call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferTarget {
@@ -187,6 +263,25 @@ pub(crate) enum Request {
         library: Library,
         reply: oneshot::Sender<()>,
     },
+    QueueSettings {
+        reply: oneshot::Sender<Vec<QueueConfig>>,
+    },
+    SetQueue {
+        settings: QueueConfig,
+        reply: oneshot::Sender<Result<QueueConfig, QueueRefused>>,
+    },
+}
+
+/// Why the running ACD did not take a queue's new settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueRefused {
+    #[error("队列 {0} 不存在")]
+    UnknownQueue(String),
+    /// The settings break a rule; the text (zh-CN) says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("呼叫中心服务已停止")]
+    Stopped,
 }
 
 /// A handle on the running contact centre (cheap to clone).
@@ -272,6 +367,20 @@ impl ContactCentre {
         self.ask(|reply| Request::Hold { call_id, on, reply })
             .await
             .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Every queue's settings as the ACD runs them now.
+    pub async fn queue_settings(&self) -> Option<Vec<QueueConfig>> {
+        self.ask(|reply| Request::QueueSettings { reply }).await
+    }
+
+    /// Replaces one queue's settings in the running ACD (waiting calls stay; see
+    /// [`hotline_ivr::Acd::replace_queue_config`]) after [`check_queue_settings`] with the
+    /// running prompts. Returns the settings it had.
+    pub async fn set_queue(&self, settings: QueueConfig) -> Result<QueueConfig, QueueRefused> {
+        self.ask(|reply| Request::SetQueue { settings, reply })
+            .await
+            .unwrap_or(Err(QueueRefused::Stopped))
     }
 
     /// Switches new calls to `library`.

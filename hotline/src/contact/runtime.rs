@@ -19,7 +19,9 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentError, ContactCentre, IvrConfig, Library, Request, TransferTarget, data};
+use super::{
+    AgentError, ContactCentre, IvrConfig, Library, QueueRefused, Request, TransferTarget, data,
+};
 
 /// What the runtime needs from the composition root.
 pub struct ContactDeps {
@@ -248,7 +250,41 @@ impl Runtime {
                 self.library = library;
                 let _ = reply.send(());
             }
+            Request::QueueSettings { reply } => {
+                let all = self
+                    .cfg
+                    .acd
+                    .queues
+                    .iter()
+                    .filter_map(|q| self.acd.queue_config(&q.name).cloned())
+                    .collect();
+                let _ = reply.send(all);
+            }
+            Request::SetQueue { settings, reply } => {
+                let _ = reply.send(self.set_queue(now, settings));
+            }
         }
+    }
+
+    /// An administrator's edit of one queue: checked with the running prompts, then the
+    /// ACD's settings are replaced (waiting calls stay).
+    fn set_queue(
+        &mut self,
+        now: UnixMillis,
+        settings: hotline_ivr::queue::QueueConfig,
+    ) -> Result<hotline_ivr::queue::QueueConfig, QueueRefused> {
+        if self.acd.queue_config(&settings.name).is_none() {
+            return Err(QueueRefused::UnknownQueue(settings.name));
+        }
+        super::check_queue_settings(&settings, Some(&self.library))
+            .map_err(QueueRefused::Invalid)?;
+        let name = settings.name.clone();
+        let old = self
+            .acd
+            .replace_queue_config(now, settings)
+            .map_err(|e| QueueRefused::Invalid(e.to_string()))?;
+        tracing::info!(queue = %name, "queue settings replaced");
+        Ok(old)
     }
 
     async fn on_app_event(&mut self, ev: AppEvent) {

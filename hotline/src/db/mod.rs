@@ -3,6 +3,7 @@
 //! start. The SQL here is written once for both backends: `$n` placeholders, text ids,
 //! BIGINT millisecond timestamps.
 
+pub mod admin_settings;
 pub mod audit;
 pub mod data_files;
 pub mod sessions;
@@ -52,6 +53,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("invalid stored value: {0}")]
     Corrupt(String),
+    /// An edit made from an old version of a record that someone else changed since
+    /// (optimistic locking); the text (zh-CN) says what to do.
+    #[error("stale edit: {0}")]
+    Stale(String),
 }
 
 impl StoreError {

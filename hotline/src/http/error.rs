@@ -115,6 +115,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} 已存在")),
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} 不存在")),
+            StoreError::Stale(message) => ApiError::Conflict(message),
             other => ApiError::internal(other),
         }
     }

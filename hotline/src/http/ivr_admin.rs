@@ -32,13 +32,18 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
     )
 }
 
-async fn load(state: &AppState) -> ApiResult<Result<Library, String>> {
-    let cfg = state.config.ivr.clone();
-    tokio::task::spawn_blocking(move || {
-        Library::load(&cfg, std::path::Path::new(".")).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)
+/// Loads the flow and prompts as a reload would, the calendar's special days merged in.
+pub(crate) async fn load(state: &AppState) -> ApiResult<Result<Library, String>> {
+    let days = state
+        .db
+        .service_days()
+        .await?
+        .iter()
+        .map(|d| d.special())
+        .collect();
+    Ok(crate::contact::load_library(&state.config.ivr, days)
+        .await
+        .map_err(|e| e.to_string()))
 }
 
 fn summary(lib: &Library) -> Value {
@@ -47,6 +52,8 @@ fn summary(lib: &Library) -> Value {
         "name": lib.flow.name(),
         "nodes": lib.flow.nodes().len(),
         "prompts": lib.clips.len(),
+        // Weekly hours and every special day in force (the file's and the calendar's).
+        "hours": lib.flow.hours(),
     })
 }
 

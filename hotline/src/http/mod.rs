@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod acd;
+pub mod admin_settings;
 pub mod auth;
 pub mod chat;
 pub mod crm;
@@ -182,6 +183,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(|b| integrations::routes_with(b, state.integrations_http()))
         .with(crate::web::live::routes)
         .with(ivr_admin::routes)
+        .with(admin_settings::routes)
         .with(chat::routes)
         .with(wechat::routes)
         .with(webchat::routes)

@@ -86,6 +86,21 @@ impl ServiceHours {
     }
 }
 
+impl ServiceHours {
+    /// Adds `days` to the special days; a date already listed takes the given day instead
+    /// (the administrators' calendar in the database overrides the flow file's). The list
+    /// stays sorted by date so that operators read it in order.
+    pub fn merge_special(&mut self, days: &[SpecialDay]) {
+        for d in days {
+            match self.special.iter_mut().find(|s| s.date == d.date) {
+                Some(s) => *s = d.clone(),
+                None => self.special.push(d.clone()),
+            }
+        }
+        self.special.sort_by_key(|s| s.date);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +162,28 @@ mod tests {
         for (d, t, want) in table {
             assert_eq!(h.is_open(at(d, t)), want, "{d} {t}");
         }
+    }
+
+    #[test]
+    fn merged_days_override_the_file_for_the_same_date() {
+        let mut h = ServiceHours::default();
+        let day = |date: &str, closed: bool, note: &str| SpecialDay {
+            date: date.parse().unwrap(),
+            closed,
+            open: (!closed).then(|| "10:00".parse().unwrap()),
+            close: (!closed).then(|| "12:00".parse().unwrap()),
+            note: note.into(),
+        };
+        h.special = vec![day("2026-12-05", false, "文件")];
+        h.merge_special(&[
+            day("2026-12-05", true, "系统维护"),
+            day("2026-12-01", true, "春节"),
+        ]);
+        let notes: Vec<&str> = h.special.iter().map(|s| s.note.as_str()).collect();
+        assert_eq!(notes, ["春节", "系统维护"]);
+        assert!(!h.is_open(at("2026-12-05", "11:00")));
+        assert!(!h.is_open(at("2026-12-01", "11:00")));
+        assert!(h.is_open(at("2026-12-02", "11:00")));
     }
 
     #[test]

@@ -474,6 +474,16 @@ impl Flow {
         &self.hours
     }
 
+    /// This flow with `days` merged into its special days (see
+    /// [`ServiceHours::merge_special`]). The days must each be valid on their own — closed,
+    /// or with both times and opening before closing — which is what the administrators'
+    /// calendar checks on entry, so the merged flow stays valid.
+    pub fn with_special_days(&self, days: &[SpecialDay]) -> Flow {
+        let mut flow = self.clone();
+        flow.hours.merge_special(days);
+        flow
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.index.get(name).map(|&i| &self.nodes[i])
     }

@@ -260,6 +260,44 @@ impl Acd {
         });
     }
 
+    // ---- administration -----------------------------------------------------------------
+
+    /// Replaces one queue's settings while it runs (an administrator's edit). Waiting calls
+    /// stay where they are, in the same order; what changed takes effect from now: the next
+    /// dispatch uses the new strategy, a changed announcement period restarts each waiting
+    /// call's announcement timer, the maximum wait still counts from when each call entered
+    /// the queue (so a shorter one may send callers to a callback at the next timeout), and
+    /// a new music-on-hold prompt is for calls that enter later. Returns the old settings.
+    pub fn replace_queue_config(
+        &mut self,
+        now: UnixMillis,
+        config: QueueConfig,
+    ) -> Result<QueueConfig, AcdError> {
+        config.validate()?;
+        let q = self
+            .queues
+            .get_mut(&config.name)
+            .ok_or_else(|| AcdError::UnknownQueue(config.name.clone()))?;
+        let old = std::mem::replace(&mut q.config, config);
+        let (every, max) = (q.config.announce_every_ms, q.config.max_wait_ms);
+        for w in &mut q.waiting {
+            if every != old.announce_every_ms {
+                w.next_announce = (every > 0).then(|| now + every as i64);
+            }
+            w.max_wait_at = (max > 0).then(|| w.enqueued_at + max as i64);
+        }
+        if let Some(c) = self.config.queues.iter_mut().find(|c| c.name == old.name) {
+            *c = q.config.clone();
+        }
+        self.dispatch(now);
+        Ok(old)
+    }
+
+    /// One queue's settings as they run now.
+    pub fn queue_config(&self, queue: &str) -> Option<&QueueConfig> {
+        self.queues.get(queue).map(|q| &q.config)
+    }
+
     // ---- calls --------------------------------------------------------------------------
 
     /// A call enters a queue (from an IVR `Enqueue` command).

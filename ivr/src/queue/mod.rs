@@ -294,28 +294,60 @@ impl AcdConfig {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, q) in self.queues.iter().enumerate() {
-            if q.name.is_empty()
-                || !q
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            {
-                return bad(format!("queues[{i}].name"), "a-z 0-9 _ - only");
-            }
+            q.validate().map_err(|e| match e {
+                AcdError::InvalidConfig { field, reason } => AcdError::InvalidConfig {
+                    field: format!("queues[{i}].{field}"),
+                    reason,
+                },
+                other => other,
+            })?;
             if !seen.insert(q.name.as_str()) {
                 return bad(format!("queues[{i}].name"), "duplicate queue");
             }
-            let key_ok = q.callback_key.is_empty()
-                || q.callback_key.len() == 1
-                    && q.callback_key
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
-            if !key_ok {
-                return bad(
-                    format!("queues[{i}].callback_key"),
-                    "one key 0-9 * # or \"\"",
-                );
-            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest announcement period or maximum wait a queue may have (a day): larger values
+/// are typos, and keeping them bounded keeps `now + period` far from overflow.
+pub const MAX_QUEUE_TIMER_MS: u64 = 86_400_000;
+
+impl QueueConfig {
+    /// The rules for one queue, shared by the config file check ([`AcdConfig::validate`],
+    /// which prefixes the field with `queues[i].`) and the administrators' live edits.
+    pub fn validate(&self) -> Result<(), AcdError> {
+        let bad = |field: &str, reason: &str| {
+            Err(AcdError::InvalidConfig {
+                field: field.into(),
+                reason: reason.into(),
+            })
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return bad("name", "a-z 0-9 _ - only");
+        }
+        let key_ok = self.callback_key.is_empty()
+            || self.callback_key.len() == 1
+                && self
+                    .callback_key
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+        if !key_ok {
+            return bad("callback_key", "one key 0-9 * # or \"\"");
+        }
+        if self.announce_every_ms > MAX_QUEUE_TIMER_MS {
+            return bad("announce_every_ms", "at most 86400000 (a day)");
+        }
+        if self.max_wait_ms > MAX_QUEUE_TIMER_MS {
+            return bad("max_wait_ms", "at most 86400000 (a day)");
+        }
+        if self.moh.is_empty() {
+            return bad("moh", "a prompt name");
         }
         Ok(())
     }

@@ -799,3 +799,93 @@ fn a_transferred_call_the_colleague_does_not_take_goes_to_the_queue_first() {
         }
     );
 }
+
+#[test]
+fn queue_settings_are_replaced_live_keeping_waiting_calls() {
+    let mut w = World::new(Strategy::LongestIdle);
+    w.login(&["8001", "8002"]);
+    w.call("c1");
+    w.call("c2");
+    w.acd.handle_agent_answered(w.now, "c1", "8001").unwrap();
+    w.acd.handle_agent_answered(w.now, "c2", "8002").unwrap();
+    w.now += 1_000;
+    w.call("c3");
+    w.now += 1_000;
+    w.call("c4");
+    assert_eq!(w.acd.waiting("hotline"), ["c3", "c4"]);
+    // Both agents hang up at the same instant: both become ready together after wrap-up.
+    w.acd.handle_caller_hangup(w.now, "c1").unwrap();
+    w.acd.handle_caller_hangup(w.now, "c2").unwrap();
+    w.cmds();
+
+    let mut next = w.acd.queue_config("hotline").unwrap().clone();
+    next.strategy = Strategy::RingAll;
+    next.announce_every_ms = 0;
+    next.moh = "moh/other".into();
+    let old = w.acd.replace_queue_config(w.now, next.clone()).unwrap();
+    assert_eq!(old.strategy, Strategy::LongestIdle);
+    assert_eq!(w.acd.queue_config("hotline"), Some(&next));
+    // Nobody was dropped or reordered, nothing was said to the callers.
+    assert_eq!(w.acd.waiting("hotline"), ["c3", "c4"]);
+    assert_eq!(w.cmds(), []);
+
+    // Wrap-up ends: the next dispatch uses ring-all (longest idle would ring one agent),
+    // and no announcement is due any more.
+    let cmds = w.advance(15_000);
+    assert_eq!(cmds, [ring("c3", "8001"), ring("c3", "8002")]);
+    assert!(
+        !w.advance(60_000)
+            .iter()
+            .any(|c| matches!(c, AcdCommand::Announce { .. })),
+        "announcements were switched off"
+    );
+    // A call entering now gets the new music on hold.
+    let cmds = w.call("c5");
+    assert_eq!(
+        cmds[0],
+        AcdCommand::StartMusicOnHold {
+            call_id: "c5".into(),
+            prompt: "moh/other".into()
+        }
+    );
+}
+
+#[test]
+fn a_shorter_maximum_wait_counts_from_entering_the_queue() {
+    let mut w = World::new(Strategy::LongestIdle);
+    w.call("c1");
+    w.advance(50_000);
+    let mut next = QueueConfig::new("hotline");
+    next.max_wait_ms = 40_000;
+    w.acd.replace_queue_config(w.now, next).unwrap();
+    // Already past 40 s: the caller leaves with a callback at the next timeout.
+    assert_eq!(w.acd.poll_timeout(), Some(T0 + 40_000));
+    let cmds = w.advance(1);
+    assert!(
+        matches!(&cmds[..], [AcdCommand::Release { call_id, .. }] if call_id == "c1"),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn replacing_settings_checks_them() {
+    let mut w = World::new(Strategy::LongestIdle);
+    assert_eq!(
+        w.acd
+            .replace_queue_config(w.now, QueueConfig::new("nosuch")),
+        Err(AcdError::UnknownQueue("nosuch".into()))
+    );
+    let mut bad = QueueConfig::new("hotline");
+    bad.callback_key = "12".into();
+    assert!(matches!(
+        w.acd.replace_queue_config(w.now, bad),
+        Err(AcdError::InvalidConfig { field, .. }) if field == "callback_key"
+    ));
+    let mut bad = QueueConfig::new("hotline");
+    bad.max_wait_ms = MAX_QUEUE_TIMER_MS + 1;
+    assert!(w.acd.replace_queue_config(w.now, bad).is_err());
+    assert_eq!(
+        w.acd.queue_config("hotline"),
+        Some(&QueueConfig::new("hotline"))
+    );
+}

@@ -46,3 +46,134 @@
     users(); seats(); audit();
   });
 })();
+
+// ---- begin: queues & strategies, service hours & holidays (issue 10) ----
+// Each queue's settings (edits apply to the running ACD at once, versioned: a stale edit is
+// refused with 409 and the list is reloaded), and the calendar of special service days.
+(() => {
+  const { api, el, $, act } = H;
+  const STRATEGY = { longest_idle: '最长空闲优先', round_robin: '轮流分配', ring_all: '同时振铃' };
+  const WEEKDAY = { mon: '一', tue: '二', wed: '三', thu: '四', fri: '五', sat: '六', sun: '日' };
+  const secs = (ms) => (ms ? H.dur(ms) : '关闭');
+
+  function showQueueForm(show) { $('#queue-form').style.display = show ? '' : 'none'; }
+
+  async function queues() {
+    const r = await act(() => api('GET', '/api/v1/acd/queue-settings'));
+    if (!r) return;
+    H.rows('#queue-settings', r.items, (q) => {
+      const s = q.settings;
+      const live = q.live ? `${q.live.waiting} / ${q.live.agents_ready}` : '—';
+      return [q.name, STRATEGY[s.strategy] || s.strategy, secs(s.announce_every_ms), secs(s.max_wait_ms),
+        s.callback_key || '无', s.moh, live, q.edited ? `v${q.version}（${q.updated_by}）` : '配置文件',
+        el('button', { type: 'button', 'data-queue': q.name, onclick: () => editQueue(q) }, '编辑')];
+    });
+  }
+
+  function editQueue(q) {
+    const f = $('#queue-form');
+    const s = q.settings;
+    $('#queue-form-name').textContent = '队列 ' + q.name;
+    f.queue.value = q.name;
+    f.version.value = q.version;
+    f.strategy.value = s.strategy;
+    f.announce_s.value = Math.round(s.announce_every_ms / 1000);
+    f.max_wait_s.value = Math.round(s.max_wait_ms / 1000);
+    f.callback_key.value = s.callback_key;
+    f.moh.value = s.moh;
+    showQueueForm(true);
+  }
+
+  async function saveQueue(ev) {
+    ev.preventDefault();
+    const v = H.form(ev.target);
+    const body = {
+      version: Number(v.version), strategy: v.strategy,
+      announce_every_ms: Number(v.announce_s || 0) * 1000, max_wait_ms: Number(v.max_wait_s || 0) * 1000,
+      callback_key: v.callback_key, moh: v.moh,
+    };
+    try {
+      await api('PUT', '/api/v1/acd/queues/' + encodeURIComponent(v.queue) + '/settings', body);
+      H.toast('队列设置已保存并生效');
+      showQueueForm(false);
+    } catch (e) {
+      H.toast(e.message, true);
+      if (e.status !== 409) return;
+      showQueueForm(false); // someone else changed it: show what is in force now
+    }
+    queues();
+  }
+
+  function arrangement(d) {
+    return d.closed ? '全天停止服务' : `${d.open || ''}–${d.close || ''}`;
+  }
+
+  function resetDayForm() {
+    const f = $('#day-form');
+    f.reset();
+    f.version.value = '';
+    f.date.readOnly = false;
+    $('#day-submit').textContent = '添加特殊日期';
+    $('#day-cancel').hidden = true;
+  }
+
+  async function days() {
+    const r = await act(() => api('GET', '/api/v1/service-days'));
+    if (!r) return;
+    const w = r.weekly;
+    $('#hours-weekly').textContent = w
+      ? `每周服务：星期${w.days.map((d) => WEEKDAY[d] || d).join('、')} ${w.open === w.close ? '全天 24 小时' : `${w.open}–${w.close}`}（UTC${w.utc_offset}，来自 IVR 流程文件）`
+      : `流程文件未能加载：${r.flow_error}`;
+    const mine = new Map(r.items.map((d) => [d.date, d]));
+    const all = r.in_force.length ? r.in_force : r.items;
+    H.rows('#service-days', all, (d) => {
+      const db = mine.get(d.date);
+      return [d.date, arrangement(d), d.note || '', db ? `后台设置 v${db.version}` : '流程文件',
+        db ? [el('button', { type: 'button', onclick: () => editDay(db) }, '修改'), ' ',
+          el('button', { type: 'button', onclick: () => deleteDay(db) }, '删除')] : ''];
+    });
+  }
+
+  function editDay(d) {
+    const f = $('#day-form');
+    f.date.value = d.date;
+    f.date.readOnly = true;
+    f.closed.checked = d.closed;
+    f.open.value = d.open || '';
+    f.close.value = d.close || '';
+    f.note.value = d.note || '';
+    f.version.value = d.version;
+    $('#day-submit').textContent = '保存修改';
+    $('#day-cancel').hidden = false;
+  }
+
+  async function deleteDay(d) {
+    if (!confirm(`删除 ${d.date} 的特殊日期设置？`)) return;
+    const r = await act(() => api('DELETE', '/api/v1/service-days/' + d.date), '已删除');
+    if (r) { resetDayForm(); days(); }
+  }
+
+  async function saveDay(ev) {
+    ev.preventDefault();
+    const f = ev.target;
+    const v = H.form(f);
+    const closed = f.closed.checked;
+    const body = { closed, note: v.note, open: closed ? null : v.open, close: closed ? null : v.close };
+    const editing = v.version !== '';
+    const r = editing
+      ? await act(() => api('PUT', '/api/v1/service-days/' + v.date, { ...body, version: Number(v.version) }), '特殊日期已修改并生效')
+      : await act(() => api('POST', '/api/v1/service-days', { ...body, date: v.date }), '特殊日期已添加并生效');
+    if (r) resetDayForm();
+    days();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    showQueueForm(false);
+    $('#queue-form').addEventListener('submit', saveQueue);
+    $('#queue-cancel').addEventListener('click', () => showQueueForm(false));
+    $('#day-form').addEventListener('submit', saveDay);
+    $('#day-cancel').addEventListener('click', resetDayForm);
+    queues(); days();
+  });
+})();
+// ---- end: queues & strategies, service hours & holidays ----

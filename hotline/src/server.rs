@@ -137,8 +137,12 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     let cancel = CancellationToken::new();
     // The IVR's flow and prompts: a bad flow file or a missing prompt stops the start here,
     // with its path, rather than in the middle of a call.
-    let library = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
-        .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    let library = crate::contact::Library::load(
+        &config.ivr,
+        std::path::Path::new("."),
+        &crate::contact::prompts::custom_dir(&config.data_dir),
+    )
+    .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
     let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
     let recording = config.recording();
     let repaired = recover_recordings(&db, &recording, clock.as_ref(), rng.as_ref()).await;
@@ -252,6 +256,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     {
         // SIGHUP reloads the IVR flow and prompts; a bad file keeps the running set.
         let (cancel, ivr, contact) = (cancel.clone(), config.ivr.clone(), contact.clone());
+        let custom_prompts = crate::contact::prompts::custom_dir(&config.data_dir);
         tracker.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -261,9 +266,9 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = hup.recv() => {
-                        let ivr = ivr.clone();
+                        let (ivr, custom) = (ivr.clone(), custom_prompts.clone());
                         let loaded = tokio::task::spawn_blocking(move || {
-                            crate::contact::Library::load(&ivr, std::path::Path::new("."))
+                            crate::contact::Library::load(&ivr, std::path::Path::new("."), &custom)
                         })
                         .await;
                         match loaded {

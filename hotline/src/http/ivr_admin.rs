@@ -34,8 +34,9 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
 
 async fn load(state: &AppState) -> ApiResult<Result<Library, String>> {
     let cfg = state.config.ivr.clone();
+    let custom = crate::contact::prompts::custom_dir(&state.config.data_dir);
     tokio::task::spawn_blocking(move || {
-        Library::load(&cfg, std::path::Path::new(".")).map_err(|e| e.to_string())
+        Library::load(&cfg, std::path::Path::new("."), &custom).map_err(|e| e.to_string())
     })
     .await
     .map_err(ApiError::internal)

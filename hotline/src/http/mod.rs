@@ -12,6 +12,7 @@ pub mod ivr_admin;
 pub mod kb;
 pub mod openapi;
 pub mod ops;
+pub mod prompts;
 pub mod recordings;
 pub mod sip;
 pub mod sms;
@@ -182,6 +183,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(|b| integrations::routes_with(b, state.integrations_http()))
         .with(crate::web::live::routes)
         .with(ivr_admin::routes)
+        .with(|b| prompts::routes(b, Arc::new(prompts::PromptsHttp::default())))
         .with(chat::routes)
         .with(wechat::routes)
         .with(webchat::routes)

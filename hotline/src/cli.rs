@@ -928,8 +928,12 @@ fn not_found(e: crate::db::StoreError) -> Failure {
 
 /// `hotline ivr check|reload`.
 fn ivr(config: &Config, cmd: IvrCommand) -> Result<(), Failure> {
-    let lib = crate::contact::Library::load(&config.ivr, std::path::Path::new("."))
-        .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    let lib = crate::contact::Library::load(
+        &config.ivr,
+        std::path::Path::new("."),
+        &crate::contact::prompts::custom_dir(&config.data_dir),
+    )
+    .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
     println!(
         "flow {:?}: {} nodes, {} prompts: OK",
         lib.flow.name(),

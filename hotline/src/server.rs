@@ -146,9 +146,14 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         .iter()
         .map(|d| d.special())
         .collect();
-    let library = crate::contact::load_library(&config.ivr, days)
-        .await
-        .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
+    let library = crate::contact::load_library(
+        &config.ivr,
+        crate::contact::prompts::custom_dir(&config.data_dir),
+        None,
+        days,
+    )
+    .await
+    .map_err(|e| Failure::usage(format!("ivr: {e}")))?;
     let mut ivr_config = config.ivr.clone();
     let overrides = db.queue_overrides().await.map_err(Failure::runtime)?;
     for why in crate::contact::apply_queue_overrides(&mut ivr_config.acd, &overrides, &library) {
@@ -268,6 +273,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         // SIGHUP reloads the IVR flow and prompts; a bad file keeps the running set.
         let (cancel, ivr, contact) = (cancel.clone(), config.ivr.clone(), contact.clone());
         let db = db.clone();
+        let custom_prompts = crate::contact::prompts::custom_dir(&config.data_dir);
         tracker.spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -284,7 +290,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
                                 continue;
                             }
                         };
-                        match crate::contact::load_library(&ivr, days).await {
+                        match crate::contact::load_library(&ivr, custom_prompts.clone(), None, days).await {
                             Ok(lib) => {
                                 contact.reload(lib).await;
                             }

@@ -1,7 +1,8 @@
 //! The prompt library's audio: any WAV, MP3, OGG/Vorbis or FLAC file becomes 8 kHz mono 16-bit PCM, the
 //! form the media engine plays (and encodes to G.711 once, at load). Decoding uses symphonia;
 //! other sample rates are converted with rubato's FFT resampler; several channels are mixed
-//! down. Done once at start or at reload, never per call.
+//! down. Done once at start or at reload, never per call. An administrator's upload passes
+//! [`check`] first and is stored in the canonical form [`wav_bytes`] writes.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,65 @@ pub fn decode_to_8k_mono(path: &Path) -> Result<Vec<i16>, DecodeError> {
 /// hint and in errors.
 pub fn decode_bytes_to_8k_mono(name: &str, bytes: &'static [u8]) -> Result<Vec<i16>, DecodeError> {
     decode_source(Path::new(name), Box::new(std::io::Cursor::new(bytes)))
+}
+
+/// Like [`decode_bytes_to_8k_mono`] for bytes received at run time (an upload).
+pub fn decode_owned_to_8k_mono(name: &str, bytes: Vec<u8>) -> Result<Vec<i16>, DecodeError> {
+    decode_source(Path::new(name), Box::new(std::io::Cursor::new(bytes)))
+}
+
+/// 8 kHz mono 16-bit PCM as a WAV file with the canonical 44-byte header: the form uploaded
+/// prompts are stored in (so a reload decodes them without resampling) and the form browsers
+/// are given to listen to a prompt.
+pub fn wav_bytes(pcm: &[i16]) -> Vec<u8> {
+    let data_len = u32::try_from(pcm.len() * 2).unwrap_or(u32::MAX - 36);
+    let mut out = Vec::with_capacity(44 + pcm.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&RATE.to_le_bytes());
+    out.extend_from_slice(&(RATE * 2).to_le_bytes()); // byte rate
+    out.extend_from_slice(&2u16.to_le_bytes()); // block align
+    out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in pcm {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// The duration of a PCM WAV file in milliseconds, read from its `fmt ` and `data` chunk
+/// headers without decoding (for listing a prompt set); `None` when the bytes are not such
+/// a file.
+pub fn wav_duration_ms(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let (mut pos, mut byte_rate, mut data) = (12usize, None, None);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+        let body = pos + 8;
+        if id == b"fmt " && body + 12 <= bytes.len() {
+            byte_rate = Some(u32::from_le_bytes(
+                bytes[body + 8..body + 12].try_into().ok()?,
+            ));
+        } else if id == b"data" {
+            // A writer that never finished leaves the length too large: count what is there.
+            data = Some(len.min(bytes.len() - body) as u64);
+            break;
+        }
+        // Chunks are padded to an even length (RIFF).
+        pos = body.checked_add(len)?.checked_add(len & 1)?;
+    }
+    match (byte_rate, data) {
+        (Some(r), Some(d)) if r > 0 => Some(d * 1000 / u64::from(r)),
+        _ => None,
+    }
 }
 
 fn decode_source(
@@ -201,6 +261,8 @@ impl PromptAudio {
         self.pcm.values().map(|p| p.len() as u64).sum::<u64>() / u64::from(RATE / 1000)
     }
 }
+
+pub mod check;
 
 #[cfg(test)]
 mod tests;

@@ -11,15 +11,14 @@
 //! arrives after a phase change is recognised as stale and ignored.
 
 pub mod data;
+pub mod prompts;
 mod runtime;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use hotline_ivr::audio::PromptAudio;
 use hotline_ivr::flow::{SpecialDay, default_flow};
-use hotline_ivr::prompts::PromptCatalog;
 use hotline_ivr::queue::{AcdError, QueueConfig, Strategy};
 use hotline_ivr::{AcdConfig, Flow, SurveyConfig};
 use hotline_sip_gateway::MediaClip;
@@ -83,9 +82,21 @@ pub enum LibraryError {
 }
 
 impl Library {
-    /// Loads the prompts (every one decoded and encoded once) and the flow, validated
-    /// against the prompts that exist. `base` resolves relative paths.
-    pub fn load(cfg: &IvrConfig, base: &Path) -> Result<Library, LibraryError> {
+    /// Loads the prompts (every one decoded and encoded once; the uploaded replacements in
+    /// `custom` over the built-in set) and the flow, validated against the prompts that
+    /// exist. `base` resolves relative paths.
+    pub fn load(cfg: &IvrConfig, base: &Path, custom: &Path) -> Result<Library, LibraryError> {
+        Self::load_with(cfg, base, custom, None)
+    }
+
+    /// [`Library::load`] as it will be after `change`, which is not yet on disk: the
+    /// library is built and checked first, the file written only when it loads.
+    pub fn load_with(
+        cfg: &IvrConfig,
+        base: &Path,
+        custom: &Path,
+        change: Option<&prompts::PromptChange>,
+    ) -> Result<Library, LibraryError> {
         let resolve = |p: &str| {
             let p = Path::new(p);
             if p.is_absolute() {
@@ -94,31 +105,34 @@ impl Library {
                 base.join(p)
             }
         };
-        let (catalog, audio) = if cfg.prompts_dir.is_empty() {
-            let audio = PromptAudio::load_default_zh_cn()
-                .map_err(|e| LibraryError::Prompts(e.to_string()))?;
-            (PromptCatalog::default_zh_cn(), audio)
-        } else {
-            let dir = resolve(&cfg.prompts_dir);
-            let catalog = PromptCatalog::from_dir(&dir)
-                .map_err(|e| LibraryError::Prompts(format!("{}: {e}", dir.display())))?;
-            let audio = PromptAudio::load(&dir, &catalog)
-                .map_err(|e| LibraryError::Prompts(e.to_string()))?;
-            (catalog, audio)
-        };
+        let source = prompts::PromptSource::new(cfg, base)?;
+        let mut overrides =
+            prompts::CustomPrompts::new(custom.to_path_buf()).load(source.catalog())?;
+        match change {
+            Some(prompts::PromptChange::Replace { name, pcm }) => {
+                overrides.insert(name.clone(), pcm.clone());
+            }
+            Some(prompts::PromptChange::Revert { name }) => {
+                overrides.remove(name);
+            }
+            None => {}
+        }
+        let catalog = source.catalog();
+        let audio = source.builtin_audio()?;
         let flow = if cfg.flow.is_empty() {
             default_flow()
         } else {
-            hotline_ivr::load_flow_file(&resolve(&cfg.flow), Some(&catalog))
+            hotline_ivr::load_flow_file(&resolve(&cfg.flow), Some(catalog))
                 .map_err(|e| LibraryError::Flow(e.to_string()))?
         };
+        let pcm_of = |n: &str| overrides.get(n).cloned().or_else(|| audio.get(n));
         // The queue and survey prompts must exist too.
         let mut missing: Vec<String> = hotline_ivr::queue::ACD_PROMPTS
             .iter()
             .copied()
             .chain(cfg.survey.prompt_names())
             .chain(cfg.acd.queues.iter().map(|q| q.moh.as_str()))
-            .filter(|n| audio.get(n).is_none())
+            .filter(|n| pcm_of(n).is_none())
             .map(str::to_string)
             .collect();
         missing.dedup();
@@ -130,7 +144,7 @@ impl Library {
         }
         let clips = audio
             .names()
-            .filter_map(|n| Some((n.to_string(), MediaClip::from_pcm(n, audio.get(n)?))))
+            .filter_map(|n| Some((n.to_string(), MediaClip::from_pcm(n, pcm_of(n)?))))
             .collect();
         Ok(Library {
             flow: Arc::new(flow),
@@ -153,10 +167,19 @@ impl Library {
 /// [`Library::load`] off the async threads (it decodes every prompt), then the
 /// administrators' special days merged in: what start, `POST /api/v1/ivr/reload`, SIGHUP and
 /// every calendar change load.
-pub async fn load_library(cfg: &IvrConfig, days: Vec<SpecialDay>) -> Result<Library, LibraryError> {
+///
+/// `custom` is the directory of uploaded prompts; `change` a prompt upload or revert not yet
+/// on disk (the library is checked before the file is written).
+pub async fn load_library(
+    cfg: &IvrConfig,
+    custom: std::path::PathBuf,
+    change: Option<prompts::PromptChange>,
+    days: Vec<SpecialDay>,
+) -> Result<Library, LibraryError> {
     let cfg = cfg.clone();
     tokio::task::spawn_blocking(move || {
-        Library::load(&cfg, Path::new(".")).map(|lib| lib.with_service_days(&days))
+        Library::load_with(&cfg, Path::new("."), &custom, change.as_ref())
+            .map(|lib| lib.with_service_days(&days))
     })
     .await
     .map_err(|e| LibraryError::Flow(format!("loading the flow failed: {e}")))?

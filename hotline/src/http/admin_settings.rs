@@ -419,9 +419,14 @@ async fn change_day(
         .iter()
         .map(|d| d.special())
         .collect();
-    let library = crate::contact::load_library(&state.config.ivr, days)
-        .await
-        .map_err(|e| ApiError::Conflict(format!("IVR 流程未能加载，特殊日期未保存：{e}")))?;
+    let library = crate::contact::load_library(
+        &state.config.ivr,
+        crate::contact::prompts::custom_dir(&state.config.data_dir),
+        None,
+        days,
+    )
+    .await
+    .map_err(|e| ApiError::Conflict(format!("IVR 流程未能加载，特殊日期未保存：{e}")))?;
     let applied = match state.contact.get() {
         Some(c) => {
             if !c.reload(library).await {

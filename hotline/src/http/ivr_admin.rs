@@ -32,7 +32,8 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
     )
 }
 
-/// Loads the flow and prompts as a reload would, the calendar's special days merged in.
+/// Loads the flow and prompts as a reload would: uploaded prompts over the built-in set, the
+/// calendar's special days merged in.
 pub(crate) async fn load(state: &AppState) -> ApiResult<Result<Library, String>> {
     let days = state
         .db
@@ -41,9 +42,12 @@ pub(crate) async fn load(state: &AppState) -> ApiResult<Result<Library, String>>
         .iter()
         .map(|d| d.special())
         .collect();
-    Ok(crate::contact::load_library(&state.config.ivr, days)
-        .await
-        .map_err(|e| e.to_string()))
+    let custom = crate::contact::prompts::custom_dir(&state.config.data_dir);
+    Ok(
+        crate::contact::load_library(&state.config.ivr, custom, None, days)
+            .await
+            .map_err(|e| e.to_string()),
+    )
 }
 
 fn summary(lib: &Library) -> Value {

@@ -13,6 +13,7 @@ pub mod ivr_admin;
 pub mod kb;
 pub mod openapi;
 pub mod ops;
+pub mod prompts;
 pub mod recordings;
 pub mod sip;
 pub mod sms;
@@ -184,6 +185,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(crate::web::live::routes)
         .with(ivr_admin::routes)
         .with(admin_settings::routes)
+        .with(|b| prompts::routes(b, Arc::new(prompts::PromptsHttp::default())))
         .with(chat::routes)
         .with(wechat::routes)
         .with(webchat::routes)

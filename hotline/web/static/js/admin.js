@@ -177,3 +177,70 @@
   });
 })();
 // ---- end: queues & strategies, service hours & holidays ----
+// --- prompts: begin --------------------------------------------------------------------
+// 提示音: every prompt with its text, length and source; listen in the page's <audio>;
+// upload a replacement (checked by the server: format, length, silence — its zh-CN reason is
+// shown beside the form); revert to the built-in recording. API: /api/v1/prompts.
+(() => {
+  const { api, el, $, $$, act, toast } = H;
+  const SOURCE = { builtin: '内置', uploaded: '已上传' };
+  const audioUrl = (p) => `/api/v1/prompts/${encodeURIComponent(p.name)}/audio` + H.query({ v: p.updated_at || '' });
+  const secs = (ms) => (ms === null || ms === undefined ? '' : (ms / 1000).toFixed(1) + ' 秒');
+  let prompts = [];
+
+  function play(p) {
+    const player = $('#prompt-player');
+    player.src = audioUrl(p);
+    player.load();
+    player.play().catch(() => {}); // a browser may refuse to start by itself; the controls remain
+    $('#prompt-playing').textContent = `试听：${p.name}（${SOURCE[p.source]}）`;
+  }
+  function render() {
+    const f = $('#prompt-filter').value.trim();
+    const shown = prompts.filter((p) => !f || p.name.includes(f) || p.text.includes(f));
+    H.rows('#prompts', shown, (p) => [p.name, p.text, secs(p.duration_ms),
+      el('span', { class: 'prompt-source', 'data-source': p.source, text: SOURCE[p.source] || p.source }),
+      p.updated_at ? H.time(p.updated_at) : '',
+      el('span', {},
+        el('button', { type: 'button', class: 'prompt-play', onclick: (ev) => { ev.stopPropagation(); play(p); } }, '试听'),
+        p.source === 'uploaded' ? el('button', { type: 'button', class: 'prompt-revert', onclick: (ev) => { ev.stopPropagation(); revert(p); } }, '恢复内置') : '')],
+    (p) => { $('#prompt-name').value = p.name; });
+    $$('#prompts tbody tr').forEach((tr, i) => { if (shown[i]) tr.dataset.name = shown[i].name; });
+  }
+  async function load() {
+    const r = await act(() => api('GET', '/api/v1/prompts'));
+    if (!r) return;
+    prompts = r.items || [];
+    const sel = $('#prompt-name');
+    const keep = sel.value;
+    sel.replaceChildren(...prompts.map((p) => el('option', { value: p.name, text: p.text ? `${p.name} ${p.text.slice(0, 12)}` : p.name })));
+    if (keep) sel.value = keep;
+    render();
+  }
+  async function revert(p) {
+    if (!confirm(`删除上传的录音，恢复“${p.name}”的内置提示音？`)) return;
+    if (await act(() => api('DELETE', '/api/v1/prompts/' + encodeURIComponent(p.name)), '已恢复内置提示音')) load();
+  }
+  document.addEventListener('DOMContentLoaded', () => {
+    $('#prompt-filter').addEventListener('input', render);
+    $('#prompt-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const file = $('#prompt-file').files[0];
+      const name = $('#prompt-name').value;
+      $('#prompt-error').textContent = '';
+      if (!file || !name) return;
+      try {
+        const p = await api('PUT', '/api/v1/prompts/' + encodeURIComponent(name) + H.query({ file_name: file.name }), file);
+        toast(`已上传：${p.name}，${secs(p.duration_ms)}，新来电立即使用`);
+        ev.target.reset();
+        $('#prompt-name').value = name;
+        await load();
+        play(p);
+      } catch (e) {
+        $('#prompt-error').textContent = e.message;
+      }
+    });
+    load();
+  });
+})();
+// --- prompts: end ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod acd;
+pub mod alerts;
 pub mod auth;
 pub mod chat;
 pub mod crm;
@@ -186,6 +187,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(wechat::routes)
         .with(webchat::routes)
         .with(|b| sms::routes_with(b, state.sms_http()))
+        .with(alerts::routes)
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

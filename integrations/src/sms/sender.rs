@@ -89,13 +89,32 @@ fn claimed_from_row(r: &sqlx::any::AnyRow) -> Result<Claimed> {
 
 /// Step 1: `queued → sending` for up to `limit` due messages, committed before sending.
 pub async fn claim_due(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Vec<Claimed>> {
+    claim(pool, now, limit, false).await
+}
+
+/// [`claim_due`] for the urgent messages only (staff notices), which quiet hours do not stop.
+pub async fn claim_due_urgent(
+    pool: &AnyPool,
+    now: UnixMillis,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
+    claim(pool, now, limit, true).await
+}
+
+async fn claim(
+    pool: &AnyPool,
+    now: UnixMillis,
+    limit: i64,
+    urgent_only: bool,
+) -> Result<Vec<Claimed>> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sms_messages WHERE status = 'queued' AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $2",
+         AND urgent >= $3 ORDER BY urgent DESC, next_attempt_at, id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
+    .bind(i64::from(urgent_only))
     .fetch_all(&mut *tx)
     .await?;
     if ids.is_empty() {
@@ -331,12 +350,14 @@ impl SmsSender {
                 "sms in-doubt messages settled"
             );
         }
-        if let Some(until) = self.policy.quiet.quiet_until(now) {
-            return Ok(Round::Quiet(until));
-        }
-        let claimed = claim_due(&self.pool, now, self.policy.chunk()).await?;
+        let quiet = self.policy.quiet.quiet_until(now);
+        // Quiet hours hold back notices to the public, not alerts to the on-duty staff.
+        let claimed = match quiet {
+            Some(_) => claim_due_urgent(&self.pool, now, self.policy.chunk()).await?,
+            None => claim_due(&self.pool, now, self.policy.chunk()).await?,
+        };
         if claimed.is_empty() {
-            return Ok(Round::Idle);
+            return Ok(quiet.map_or(Round::Idle, Round::Quiet));
         }
         let mut outstanding: HashSet<String> = claimed.iter().map(|m| m.id.clone()).collect();
         let batches: BTreeSet<String> = claimed

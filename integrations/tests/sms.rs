@@ -423,9 +423,7 @@ hotline_testkit::db_test!(
         let late = morning + 14 * 3_600_000; // 22:00 the next evening
         clock.set(late);
         assert!(batch::enqueue_single(pool, late, "review-3", "13800000003", "x").await?);
-        assert!(
-            batch::enqueue_staff_notice(pool, late, "alert-1-r", "13800000004", "告警").await?
-        );
+        assert!(batch::enqueue_staff_notice(pool, late, "alert-1-r", "13800000004", "告警").await?);
         assert!(
             !batch::enqueue_staff_notice(pool, late, "alert-1-r", "13800000004", "告警").await?
         );

@@ -37,17 +37,30 @@ struct Fakes {
 }
 
 async fn start_fakes() -> Result<Fakes> {
-    type Ctx = (Arc<Seen>, mpsc::UnboundedSender<Value>, mpsc::UnboundedSender<String>);
+    type Ctx = (
+        Arc<Seen>,
+        mpsc::UnboundedSender<Value>,
+        mpsc::UnboundedSender<String>,
+    );
     async fn hook(State((seen, hooks, _)): State<Ctx>, body: axum::Json<Value>) -> &'static str {
         seen.webhooks.lock().unwrap().push(body.0.clone());
         let _ = hooks.send(body.0);
         "ok"
     }
-    async fn send(State((seen, _, texts)): State<Ctx>, body: axum::Json<Value>) -> axum::Json<Value> {
-        let key = body["client_msg_id"].as_str().unwrap_or_default().to_string();
+    async fn send(
+        State((seen, _, texts)): State<Ctx>,
+        body: axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let key = body["client_msg_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let mobile = body["mobile"].as_str().unwrap_or_default().to_string();
         let content = body["content"].as_str().unwrap_or_default().to_string();
-        seen.sms.lock().unwrap().push((key.clone(), mobile, content));
+        seen.sms
+            .lock()
+            .unwrap()
+            .push((key.clone(), mobile, content));
         let _ = texts.send(key.clone());
         axum::Json(json!({ "msg_id": format!("gw-{key}") }))
     }
@@ -85,7 +98,13 @@ async fn next_hook(f: &mut Fakes, rule: &str, event: &str) -> Result<Value> {
 
 /// Waits until the fake gateway got an SMS whose key starts with `prefix`.
 async fn next_sms(f: &mut Fakes, prefix: &str) -> Result<()> {
-    if f.seen.sms.lock().unwrap().iter().any(|(k, _, _)| k.starts_with(prefix)) {
+    if f.seen
+        .sms
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(k, _, _)| k.starts_with(prefix))
+    {
         return Ok(());
     }
     tokio::time::timeout(TIMEOUT, async {
@@ -152,7 +171,7 @@ async fn a_dead_trunk_peer_and_callers_without_agents_reach_the_technician_once(
     )?;
     let server = serve(&config, &data)?;
     let web = format!("http://{}", server.http);
-    let mut shown = browser(&web, &password)?;
+    let shown = browser(&web, &password)?;
 
     // A 12345 transfer skips the menu and waits in the queue; nobody is logged in.
     let mut caller = Caller::call(server.sip.parse()?, DID, "13900000042", true).await?;
@@ -166,15 +185,32 @@ async fn a_dead_trunk_peer_and_callers_without_agents_reach_the_technician_once(
     // Listed by the API and acknowledged once (audited).
     let c = client();
     let csrf = login(&c, &server, "admin", &password).await?;
-    let list: Value = c.get(server.url("/api/v1/alerts")).send().await?.json().await?;
+    let list: Value = c
+        .get(server.url("/api/v1/alerts"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let active = list["active"].as_array().context("active")?;
     ensure!(
-        active.iter().any(|a| a["id"] == waiting_id.as_str() && a["rule"] == "callers_waiting"),
+        active
+            .iter()
+            .any(|a| a["id"] == waiting_id.as_str() && a["rule"] == "callers_waiting"),
         "{list}"
     );
     let ack = |id: String| {
-        let (c, csrf, url) = (c.clone(), csrf.clone(), server.url(&format!("/api/v1/alerts/{id}/ack")));
-        async move { c.post(url).header("x-csrf-token", csrf).json(&json!({})).send().await }
+        let (c, csrf, url) = (
+            c.clone(),
+            csrf.clone(),
+            server.url(&format!("/api/v1/alerts/{id}/ack")),
+        );
+        async move {
+            c.post(url)
+                .header("x-csrf-token", csrf)
+                .json(&json!({}))
+                .send()
+                .await
+        }
     };
     let r = ack(waiting_id.clone()).await?;
     assert_eq!(r.status(), 200);
@@ -214,8 +250,16 @@ async fn a_dead_trunk_peer_and_callers_without_agents_reach_the_technician_once(
     let out = tokio::task::spawn_blocking(move || shown.wait_with_output()).await??;
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && said.contains("DONE"), "{said}");
-    assert!(said.contains("BANNER 【严重】中继中断：中继 carrier"), "{said}");
-    let list: Value = c.get(server.url("/api/v1/alerts")).send().await?.json().await?;
+    assert!(
+        said.contains("BANNER 【严重】中继中断：中继 carrier"),
+        "{said}"
+    );
+    let list: Value = c
+        .get(server.url("/api/v1/alerts"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let t = list["active"]
         .as_array()
         .and_then(|a| a.iter().find(|a| a["id"] == trunk_id.as_str()))
@@ -226,12 +270,18 @@ async fn a_dead_trunk_peer_and_callers_without_agents_reach_the_technician_once(
         .as_array()
         .and_then(|a| a.iter().find(|a| a["id"] == waiting_id.as_str()))
         .with_context(|| format!("waiting alert not in the history: {list}"))?;
-    assert_eq!((w["active"].as_bool(), w["sms_queued"].as_i64()), (Some(false), Some(2)));
+    assert_eq!(
+        (w["active"].as_bool(), w["sms_queued"].as_i64()),
+        (Some(false), Some(2))
+    );
 
     // Exactly one of each notice, although every second sampled the same conditions.
     let hooks = fakes.seen.webhooks.lock().unwrap().clone();
     let count = |id: &str, event: &str| {
-        hooks.iter().filter(|h| h["id"] == id && h["event"] == event).count()
+        hooks
+            .iter()
+            .filter(|h| h["id"] == id && h["event"] == event)
+            .count()
     };
     assert_eq!(count(&waiting_id, "raised"), 1, "{hooks:?}");
     assert_eq!(count(&waiting_id, "cleared"), 1, "{hooks:?}");
@@ -241,7 +291,11 @@ async fn a_dead_trunk_peer_and_callers_without_agents_reach_the_technician_once(
     let keys: Vec<&str> = sms.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(sms.len(), 3, "{keys:?}");
     assert!(sms.iter().all(|(_, m, _)| m == TECHNICIAN));
-    let trunk_text = &sms.iter().find(|(k, _, _)| k.starts_with(&trunk_id)).context("trunk SMS")?.2;
+    let trunk_text = &sms
+        .iter()
+        .find(|(k, _, _)| k.starts_with(&trunk_id))
+        .context("trunk SMS")?
+        .2;
     assert!(
         trunk_text.starts_with("【天津小客车指标】【告警】中继中断：中继 carrier 不响应"),
         "{trunk_text}"

@@ -103,7 +103,10 @@ impl Watcher {
                     }
                 }
                 if !self.ids.is_empty() {
-                    tracing::info!(active = self.ids.len(), "alerts active before the restart carried on");
+                    tracing::info!(
+                        active = self.ids.len(),
+                        "alerts active before the restart carried on"
+                    );
                 }
             }
             Err(e) => tracing::error!(error = %e, "reading the active alerts failed"),
@@ -191,10 +194,7 @@ impl Watcher {
             }
         }
         if let Some(hook) = &self.webhook {
-            hook.send(Delivery {
-                alert_id: id,
-                body,
-            });
+            hook.send(Delivery { alert_id: id, body });
         }
     }
 }

@@ -517,7 +517,10 @@ mod tests {
         assert_eq!(e.active().len(), 1);
         // Gone: cleared after it stayed away for for_secs, once.
         let out = run(&mut e, Rule::TrunkDown, 130 * SEC, 300 * SEC, 10 * SEC, &[]);
-        assert_eq!(out, vec![(NoticeKind::Cleared, "e1".into(), T0 + 160 * SEC)]);
+        assert_eq!(
+            out,
+            vec![(NoticeKind::Cleared, "e1".into(), T0 + 160 * SEC)]
+        );
         assert!(e.active().is_empty());
         assert_eq!(e.poll_timeout(), None);
     }
@@ -526,11 +529,32 @@ mod tests {
     fn a_blip_shorter_than_for_secs_sends_nothing() {
         let mut e = engine();
         let mut out = run(&mut e, Rule::TrunkDown, 0, 20 * SEC, 10 * SEC, &["e1"]);
-        out.extend(run(&mut e, Rule::TrunkDown, 30 * SEC, 40 * SEC, 10 * SEC, &[]));
+        out.extend(run(
+            &mut e,
+            Rule::TrunkDown,
+            30 * SEC,
+            40 * SEC,
+            10 * SEC,
+            &[],
+        ));
         // Back again: the hold time starts over.
-        out.extend(run(&mut e, Rule::TrunkDown, 50 * SEC, 70 * SEC, 10 * SEC, &["e1"]));
+        out.extend(run(
+            &mut e,
+            Rule::TrunkDown,
+            50 * SEC,
+            70 * SEC,
+            10 * SEC,
+            &["e1"],
+        ));
         assert!(out.is_empty(), "{out:?}");
-        let out = run(&mut e, Rule::TrunkDown, 80 * SEC, 80 * SEC, 10 * SEC, &["e1"]);
+        let out = run(
+            &mut e,
+            Rule::TrunkDown,
+            80 * SEC,
+            80 * SEC,
+            10 * SEC,
+            &["e1"],
+        );
         assert_eq!(out, vec![(NoticeKind::Raised, "e1".into(), T0 + 80 * SEC)]);
     }
 
@@ -542,7 +566,14 @@ mod tests {
         // Up for 20 s, down for 20 s, three times: never gone for 30 s.
         for k in 0..3 {
             let base = 40 * SEC + k * 40 * SEC;
-            out.extend(run(&mut e, Rule::TrunkDown, base, base + 10 * SEC, 10 * SEC, &[]));
+            out.extend(run(
+                &mut e,
+                Rule::TrunkDown,
+                base,
+                base + 10 * SEC,
+                10 * SEC,
+                &[],
+            ));
             out.extend(run(
                 &mut e,
                 Rule::TrunkDown,
@@ -559,24 +590,32 @@ mod tests {
     #[test]
     fn subjects_are_de_duplicated_separately() {
         let mut e = engine();
-        let out = run(&mut e, Rule::SeatUnreachable, 0, 60 * SEC, 5 * SEC, &["8001", "8002"]);
+        let out = run(
+            &mut e,
+            Rule::SeatUnreachable,
+            0,
+            60 * SEC,
+            5 * SEC,
+            &["8001", "8002"],
+        );
         let raised: Vec<_> = out.iter().map(|(k, s, _)| (*k, s.as_str())).collect();
         assert_eq!(
             raised,
-            vec![
-                (NoticeKind::Raised, "8001"),
-                (NoticeKind::Raised, "8002")
-            ]
+            vec![(NoticeKind::Raised, "8001"), (NoticeKind::Raised, "8002")]
         );
         // 8002 recovers, 8001 does not; a third shows up.
-        let out = run(&mut e, Rule::SeatUnreachable, 65 * SEC, 120 * SEC, 5 * SEC, &["8001", "8003"]);
+        let out = run(
+            &mut e,
+            Rule::SeatUnreachable,
+            65 * SEC,
+            120 * SEC,
+            5 * SEC,
+            &["8001", "8003"],
+        );
         let got: Vec<_> = out.iter().map(|(k, s, _)| (*k, s.as_str())).collect();
         assert_eq!(
             got,
-            vec![
-                (NoticeKind::Raised, "8003"),
-                (NoticeKind::Cleared, "8002")
-            ]
+            vec![(NoticeKind::Raised, "8003"), (NoticeKind::Cleared, "8002")]
         );
         // Another rule's samples leave these alone.
         e.handle_sample(T0 + 200 * SEC, Rule::TrunkDown, &[]);
@@ -586,7 +625,14 @@ mod tests {
     #[test]
     fn reminders_every_repeat_until_acknowledged() {
         let mut e = engine();
-        let out = run(&mut e, Rule::CallersWaiting, 0, 1900 * SEC, 10 * SEC, &["hotline"]);
+        let out = run(
+            &mut e,
+            Rule::CallersWaiting,
+            0,
+            1900 * SEC,
+            10 * SEC,
+            &["hotline"],
+        );
         let kinds: Vec<_> = out.iter().map(|(k, _, at)| (*k, (at - T0) / SEC)).collect();
         assert_eq!(
             kinds,
@@ -599,13 +645,23 @@ mod tests {
         );
         assert!(e.handle_ack(Rule::CallersWaiting, "hotline"));
         assert!(!e.handle_ack(Rule::CallersWaiting, "other"));
-        let out = run(&mut e, Rule::CallersWaiting, 1910 * SEC, 5000 * SEC, 10 * SEC, &["hotline"]);
+        let out = run(
+            &mut e,
+            Rule::CallersWaiting,
+            1910 * SEC,
+            5000 * SEC,
+            10 * SEC,
+            &["hotline"],
+        );
         assert!(out.is_empty(), "acknowledged: no reminders: {out:?}");
         // The clear still goes out, with the number of reminders sent.
         e.handle_sample(T0 + 5010 * SEC, Rule::CallersWaiting, &[]);
         e.handle_sample(T0 + 5040 * SEC, Rule::CallersWaiting, &[]);
         let n = e.poll_notice().unwrap();
-        assert_eq!((n.kind, n.reminders, n.raised_at), (NoticeKind::Cleared, 3, T0 + 30 * SEC));
+        assert_eq!(
+            (n.kind, n.reminders, n.raised_at),
+            (NoticeKind::Cleared, 3, T0 + 30 * SEC)
+        );
     }
 
     #[test]
@@ -615,7 +671,14 @@ mod tests {
             repeat_ms: 0,
             quiet_ms: 60 * SEC,
         });
-        let out = run(&mut e, Rule::DiskLow, 0, 100_000 * SEC, 1000 * SEC, &["/data"]);
+        let out = run(
+            &mut e,
+            Rule::DiskLow,
+            0,
+            100_000 * SEC,
+            1000 * SEC,
+            &["/data"],
+        );
         assert_eq!(out, vec![(NoticeKind::Raised, "/data".into(), T0)]);
         assert_eq!(e.poll_timeout(), None);
     }
@@ -625,8 +688,15 @@ mod tests {
         let mut e = engine();
         e.handle_occurrence(T0, Rule::RecordingFailed, "recordings", "1 次");
         e.handle_occurrence(T0 + 100 * SEC, Rule::RecordingFailed, "recordings", "2 次");
-        assert_eq!(drain(&mut e), vec![(NoticeKind::Raised, "recordings".into(), T0)]);
-        assert_eq!(e.poll_timeout(), Some(T0 + 600 * SEC), "the reminder comes first");
+        assert_eq!(
+            drain(&mut e),
+            vec![(NoticeKind::Raised, "recordings".into(), T0)]
+        );
+        assert_eq!(
+            e.poll_timeout(),
+            Some(T0 + 600 * SEC),
+            "the reminder comes first"
+        );
         e.handle_timeout(T0 + 600 * SEC);
         let n = e.poll_notice().unwrap();
         assert_eq!((n.kind, n.message.as_str()), (NoticeKind::Repeat, "2 次"));
@@ -664,6 +734,9 @@ mod tests {
         // The reminder is due 600 s after the notice sent before the restart.
         assert_eq!(kinds, vec![(NoticeKind::Repeat, 500)]);
         let out = run(&mut e, Rule::TrunkDown, 510 * SEC, 540 * SEC, 10 * SEC, &[]);
-        assert_eq!(out, vec![(NoticeKind::Cleared, "e1".into(), T0 + 540 * SEC)]);
+        assert_eq!(
+            out,
+            vec![(NoticeKind::Cleared, "e1".into(), T0 + 540 * SEC)]
+        );
     }
 }

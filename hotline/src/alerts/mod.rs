@@ -199,6 +199,9 @@ mod tests {
         };
         assert_eq!(c.validate(), Ok(()));
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("0000 0000"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("0000 0000"),
+            "{shown}"
+        );
     }
 }

@@ -158,7 +158,10 @@ pub fn start_webhook(
     max_attempts: u32,
     pool: AnyPool,
     cancel: CancellationToken,
-) -> (Webhook, impl std::future::Future<Output = ()> + Send + 'static) {
+) -> (
+    Webhook,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
     let task = async move {
         let client = match reqwest::Client::builder().timeout(timeout).build() {
@@ -236,11 +239,17 @@ mod tests {
     #[test]
     fn texts_say_what_and_since_when_in_local_time() {
         let r = sms_body(&notice(NoticeKind::Raised), 480);
-        assert_eq!(r, "【告警】中继中断：中继 e1 不响应 OPTIONS 保活探测（11-25 08:00 起）");
+        assert_eq!(
+            r,
+            "【告警】中继中断：中继 e1 不响应 OPTIONS 保活探测（11-25 08:00 起）"
+        );
         let p = sms_body(&notice(NoticeKind::Repeat), 480);
         assert!(p.starts_with("【告警提醒·第2次】中继中断仍未恢复"), "{p}");
         let c = sms_body(&notice(NoticeKind::Cleared), 480);
-        assert_eq!(c, "【已恢复】中继中断：e1（11-25 08:00 起，持续约 15 分钟）");
+        assert_eq!(
+            c,
+            "【已恢复】中继中断：e1（11-25 08:00 起，持续约 15 分钟）"
+        );
     }
 
     #[test]

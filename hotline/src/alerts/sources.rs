@@ -133,8 +133,9 @@ pub fn disk_low(
     min_mb: u64,
 ) -> Option<String> {
     const MIB: u64 = 1024 * 1024;
-    let percent_low =
-        min_percent > 0 && total > 0 && u128::from(available) * 100 < u128::from(total) * u128::from(min_percent);
+    let percent_low = min_percent > 0
+        && total > 0
+        && u128::from(available) * 100 < u128::from(total) * u128::from(min_percent);
     let mb_low = min_mb > 0 && available < min_mb.saturating_mul(MIB);
     (percent_low || mb_low).then(|| {
         let pct = if total > 0 {
@@ -293,19 +294,17 @@ impl Sources {
                 tracing::warn!(error = %e, "alerts: database ping failed");
                 Some("无法连接数据库".to_string())
             }
-            Ok(Ok(())) => match tokio::time::timeout(
-                READ_LIMIT,
-                store::probe_write(&self.db.pool, now),
-            )
-            .await
-            {
-                Err(_) => Some("数据库写入 3 秒内未完成".to_string()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "alerts: database write probe failed");
-                    Some("数据库拒绝写入（磁盘已满或只读？）".to_string())
+            Ok(Ok(())) => {
+                match tokio::time::timeout(READ_LIMIT, store::probe_write(&self.db.pool, now)).await
+                {
+                    Err(_) => Some("数据库写入 3 秒内未完成".to_string()),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "alerts: database write probe failed");
+                        Some("数据库拒绝写入（磁盘已满或只读？）".to_string())
+                    }
+                    Ok(Ok(())) => None,
                 }
-                Ok(Ok(())) => None,
-            },
+            }
         };
         problem
             .map(|m| vec![("database".to_string(), m)])

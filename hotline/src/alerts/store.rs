@@ -40,8 +40,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<AlertRow, StoreError> {
     let cleared_at: Option<i64> = r.try_get("cleared_at")?;
     Ok(AlertRow {
         id: r.try_get("id")?,
-        title: Rule::parse(&rule)
-            .map_or_else(|| rule.clone(), |x| x.title_zh().to_string()),
+        title: Rule::parse(&rule).map_or_else(|| rule.clone(), |x| x.title_zh().to_string()),
         rule,
         subject: r.try_get("subject")?,
         severity: r.try_get("severity")?,
@@ -259,17 +258,26 @@ mod tests {
         assert_eq!(open_now.len(), 1);
         let a = &open_now[0];
         assert_eq!((a.reminders, a.sms_queued, a.webhook_delivered), (1, 2, 1));
-        assert_eq!((a.title.as_str(), a.severity.as_str()), ("中继中断", "critical"));
+        assert_eq!(
+            (a.title.as_str(), a.severity.as_str()),
+            ("中继中断", "critical")
+        );
         let r = a.restored().unwrap();
         assert_eq!((r.last_notice_at, r.acked), (2_000, false));
 
         let acked = ack(pool, &id, "admin", 2_500).await?;
-        assert_eq!((acked.acked_by.as_str(), acked.acked_at), ("admin", Some(2_500)));
+        assert_eq!(
+            (acked.acked_by.as_str(), acked.acked_at),
+            ("admin", Some(2_500))
+        );
         assert!(matches!(
             ack(pool, &id, "sup", 2_600).await,
             Err(AckError::Already(by)) if by == "admin"
         ));
-        assert!(matches!(ack(pool, "nope", "sup", 1).await, Err(AckError::NotFound)));
+        assert!(matches!(
+            ack(pool, "nope", "sup", 1).await,
+            Err(AckError::NotFound)
+        ));
         assert!(open(pool).await?[0].restored().unwrap().acked);
 
         record(pool, &id, &notice(NoticeKind::Cleared, 3_000, 1)).await?;

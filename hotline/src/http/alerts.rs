@@ -80,8 +80,7 @@ async fn ack(
             &addr,
             "alert.ack",
             &format!("alert:{id}"),
-            &json!({ "rule": row.rule, "subject": row.subject, "active": row.active })
-                .to_string(),
+            &json!({ "rule": row.rule, "subject": row.subject, "active": row.active }).to_string(),
         )
         .await?;
     crate::alerts::driver::publish(

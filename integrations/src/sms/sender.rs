@@ -93,11 +93,7 @@ pub async fn claim_due(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Ve
 }
 
 /// [`claim_due`] for the urgent messages only (staff notices), which quiet hours do not stop.
-pub async fn claim_due_urgent(
-    pool: &AnyPool,
-    now: UnixMillis,
-    limit: i64,
-) -> Result<Vec<Claimed>> {
+pub async fn claim_due_urgent(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Vec<Claimed>> {
     claim(pool, now, limit, true).await
 }
 

@@ -24,6 +24,9 @@ pub enum Event {
         kind: String,
         json: String,
     },
+    /// A system health alert was raised, repeated, cleared or acknowledged. `json` is the
+    /// alert as the console shows it (no personal data).
+    Alert { at: UnixMillis, json: String },
 }
 
 /// What a call went through (issue: SIP gateway). `call_id` is hotline's own call id, not the

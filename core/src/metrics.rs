@@ -98,6 +98,28 @@ impl Registry {
         self.family(name, help, Kind::Gauge)
     }
 
+    /// The sum of the series of family `name` whose labels include every pair of `labels`
+    /// (0 when there is no such family): lets a watcher read counters others keep.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> i64 {
+        let fam = {
+            let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
+            match fams.get(name) {
+                Some(f) => f.clone(),
+                None => return 0,
+            }
+        };
+        let series = fam.series.lock().unwrap_or_else(|e| e.into_inner());
+        series
+            .iter()
+            .filter(|(have, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
+            })
+            .map(|(_, v)| v.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The whole registry in Prometheus text format.
     pub fn render(&self) -> String {
         let fams = self.families.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,6 +178,18 @@ impl FastCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_series_by_labels() {
+        let r = Registry::new();
+        assert_eq!(r.sum("nothing", &[]), 0);
+        let c = r.counter("disk_errors_total", "x");
+        c.with(&[("kind", "full")]).add(2);
+        c.with(&[("kind", "io")]).inc();
+        assert_eq!(r.sum("disk_errors_total", &[]), 3);
+        assert_eq!(r.sum("disk_errors_total", &[("kind", "io")]), 1);
+        assert_eq!(r.sum("disk_errors_total", &[("kind", "other")]), 0);
+    }
 
     #[test]
     fn renders_prometheus_text() {

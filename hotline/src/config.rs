@@ -29,6 +29,8 @@ pub struct Config {
     pub crm: hotline_crm::store::CrmConfig,
     /// Auction data and the 12345 platform (`hotline-integrations`).
     pub integrations: hotline_integrations::IntegrationsConfig,
+    /// System health alerts (`crate::alerts`): thresholds, technicians, webhook.
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +106,7 @@ impl Default for Config {
             recording: hotline_recording::RecordingConfig::default(),
             crm: hotline_crm::store::CrmConfig::default(),
             integrations: hotline_integrations::IntegrationsConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -281,6 +284,9 @@ impl Config {
         }
         if let Err((key, message)) = self.validate_integrations() {
             return Err(invalid(&key, &message));
+        }
+        if let Err((key, message)) = self.alerts.validate() {
+            return Err(invalid(&format!("alerts.{key}"), &message));
         }
         Ok(())
     }
@@ -782,6 +788,16 @@ mod tests {
                 "[integrations.sms.http]\nfeild_key = \"id\"\n",
                 "integrations.sms.http.feild_key",
             ),
+            ("[alerts]\ninterval_secs = 0\n", "alerts.interval_secs"),
+            (
+                "[alerts]\ntechnician_mobiles = [\"110\"]\n",
+                "alerts.technician_mobiles[0]",
+            ),
+            (
+                "[alerts]\nwebhook_url = \"https://x/hook\"\n",
+                "alerts.webhook_url",
+            ),
+            ("[alerts]\nfor_sec = 3\n", "alerts.for_sec"),
         ] {
             let err = load_str(text, &[]).unwrap_err().to_string();
             assert!(err.contains(&format!("key `{key}`")), "{text}: {err}");

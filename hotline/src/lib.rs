@@ -5,6 +5,7 @@
 //!
 //! May depend on: every hotline crate. Nothing depends on it but `hotline-tests`.
 
+pub mod alerts;
 pub mod chat;
 pub mod cli;
 pub mod commands_audit;

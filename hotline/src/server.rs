@@ -1,6 +1,7 @@
 //! `hotline serve`: binds every socket first (so a port in use is reported before anything
 //! starts), repairs recordings cut off by a crash, starts the background jobs (recording
-//! backup and retention, the 12345 outbox, the SMS sender, session purge), runs the HTTP API until SIGTERM or
+//! backup and retention, the 12345 outbox, the SMS sender, session purge, the health
+//! alert watcher), runs the HTTP API until SIGTERM or
 //! Ctrl-C, then shuts down gracefully: stop accepting, finish in-flight requests, stop the
 //! jobs, close the database pool.
 
@@ -322,6 +323,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     spawn_recording_jobs(&tracker, &cancel, &state, recording);
     spawn_outbox(&tracker, &cancel, &state);
     spawn_sms_sender(&tracker, &cancel, &state);
+    crate::alerts::driver::spawn(&tracker, &cancel, &state);
 
     let shutdown = cancel.clone();
     let result = axum::serve(

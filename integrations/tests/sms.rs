@@ -418,6 +418,26 @@ hotline_testkit::db_test!(
             }
         );
         assert_eq!(provider.got.lock().unwrap().get("review-1"), Some(&1));
+        // A staff notice (health alert) goes out during the quiet hours, once; the public's
+        // notices queued then still wait for the morning.
+        let late = morning + 14 * 3_600_000; // 22:00 the next evening
+        clock.set(late);
+        assert!(batch::enqueue_single(pool, late, "review-3", "13800000003", "x").await?);
+        assert!(batch::enqueue_staff_notice(pool, late, "alert-1-r", "13800000004", "告警").await?);
+        assert!(
+            !batch::enqueue_staff_notice(pool, late, "alert-1-r", "13800000004", "告警").await?
+        );
+        assert_eq!(
+            s.run_round(&clock).await?,
+            Round::Sent {
+                accepted: 1,
+                failed: 0
+            }
+        );
+        assert_eq!(provider.got.lock().unwrap().get("alert-1-r"), Some(&1));
+        assert_eq!(provider.got.lock().unwrap().get("review-3"), None);
+        let next_morning = morning + 24 * 3_600_000;
+        assert_eq!(s.run_round(&clock).await?, Round::Quiet(next_morning));
         // opt-outs: listed, removed
         assert_eq!(batch::list_opt_outs(pool, 10, 0).await?.len(), 1);
         assert!(batch::remove_opt_out(pool, "138-0000-0002").await?);

@@ -126,6 +126,7 @@ impl Metrics {
 #[derive(Debug)]
 pub(crate) enum Command {
     Status(oneshot::Sender<crate::GatewayStatus>),
+    Health(oneshot::Sender<crate::GatewayHealth>),
     ClickToCall {
         seat: String,
         number: String,
@@ -172,6 +173,8 @@ pub(crate) struct Engine {
     /// SIP Call-ID of either leg → our call id.
     pub(crate) by_sip: HashMap<String, String>,
     qualify: HashMap<String, QualifyFor>,
+    /// The latest keepalive result per trunk peer (for the health watcher).
+    peer_up: HashMap<String, bool>,
     next_qualify_at: UnixMillis,
     next_purge_at: UnixMillis,
     pub(crate) out: Vec<Transmit>,
@@ -267,6 +270,7 @@ impl Engine {
             c2c: HashMap::new(),
             by_sip: HashMap::new(),
             qualify: HashMap::new(),
+            peer_up: HashMap::new(),
             next_qualify_at: now + 1_000,
             next_purge_at: now + 60_000,
             out: Vec::new(),
@@ -667,6 +671,9 @@ impl Engine {
             }
             QualifyFor::Peer { name } => {
                 self.m.peer_up.with(&[("peer", &name)]).set(i64::from(ok));
+                if self.peer_up.insert(name.clone(), ok) != Some(ok) && !ok {
+                    tracing::warn!(peer = %name, "trunk peer did not answer OPTIONS");
+                }
             }
         }
     }
@@ -682,6 +689,9 @@ impl Engine {
                     trunk_channels_in_use: self.cap.in_use(),
                     registrations: self.registrar.count(),
                 });
+            }
+            Command::Health(tx) => {
+                let _ = tx.send(self.health());
             }
             Command::ClickToCall {
                 seat,
@@ -736,6 +746,32 @@ impl Engine {
             self.next_qualify_at = now + every;
             self.send_qualifies(now);
         }
+    }
+
+    fn health(&self) -> crate::GatewayHealth {
+        let now = self.now();
+        let peers = self
+            .cfg
+            .trunk
+            .peers
+            .iter()
+            .filter(|p| p.port.is_some())
+            .map(|p| crate::PeerHealth {
+                name: p.name.clone(),
+                up: self.peer_up.get(&p.name).copied(),
+            })
+            .collect();
+        let mut seats: Vec<String> = self.registrar.all().map(|b| b.seat.clone()).collect();
+        seats.sort();
+        seats.dedup();
+        let seats = seats
+            .into_iter()
+            .map(|seat| crate::SeatHealth {
+                reachable: !self.registrar.reachable_contacts(&seat, now).is_empty(),
+                seat,
+            })
+            .collect();
+        crate::GatewayHealth { peers, seats }
     }
 
     /// OPTIONS to every registered contact and every trunk peer with a port (RFC 3261 §11).

@@ -52,6 +52,29 @@ pub struct GatewayStatus {
     pub registrations: usize,
 }
 
+/// What the health watcher needs: trunk peers' keepalive state and seats' reachability.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GatewayHealth {
+    /// Every trunk peer that is kept alive with OPTIONS (one host with a port).
+    pub peers: Vec<PeerHealth>,
+    /// Every seat with at least one registered contact.
+    pub seats: Vec<SeatHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerHealth {
+    pub name: String,
+    /// The answer to the latest OPTIONS keepalive: `None` before the first one settled.
+    pub up: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeatHealth {
+    pub seat: String,
+    /// Some contact is registered, not expired and did not fail its latest OPTIONS qualify.
+    pub reachable: bool,
+}
+
 /// The SIP gateway.
 #[derive(Debug)]
 pub struct Gateway;
@@ -159,6 +182,16 @@ impl GatewayHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Status(tx))
+            .await
+            .map_err(|_| GatewayError::Stopped)?;
+        rx.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Trunk peers' and seats' reachability now.
+    pub async fn health(&self) -> Result<GatewayHealth, GatewayError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Health(tx))
             .await
             .map_err(|_| GatewayError::Stopped)?;
         rx.await.map_err(|_| GatewayError::Stopped)

@@ -46,7 +46,9 @@ pub use config::{
     TrunkPeer,
 };
 pub use error::GatewayError;
-pub use gateway::{Gateway, GatewayDeps, GatewayHandle, GatewayStatus};
+pub use gateway::{
+    Gateway, GatewayDeps, GatewayHandle, GatewayHealth, GatewayStatus, PeerHealth, SeatHealth,
+};
 pub use media::MediaClip;
 pub use store::{
     Binding, CallRecord, Seat, add_seat, get_call, list_bindings, list_calls, list_seats,

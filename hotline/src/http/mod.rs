@@ -4,6 +4,7 @@
 pub mod access;
 pub mod acd;
 pub mod admin_settings;
+pub mod alerts;
 pub mod auth;
 pub mod chat;
 pub mod crm;
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> (Router, Vec<RouteSpec>) {
         .with(wechat::routes)
         .with(webchat::routes)
         .with(|b| sms::routes_with(b, state.sms_http()))
+        .with(alerts::routes)
         .finish();
     let _ = doc.set(openapi::document(&specs));
 

@@ -5,6 +5,8 @@
 //! - `acd` for every queue/agent event (the page re-reads `/api/v1/acd`, which is the truth;
 //!   the event only says "something changed", so a lost event costs nothing but a refresh);
 //! - `call` for call events (answered, bridged, held, transferred, ended);
+//! - `alert` (administrators and supervisors only) when a health alert is raised, repeated,
+//!   cleared or acknowledged (the page re-reads `/api/v1/alerts`);
 //! - `pop` — the screen-pop — when `seat` is given and that seat starts ringing: the caller's
 //!   number (masked for roles without the right), the IVR path, the wait, the CRM contact
 //!   with its latest interactions and the bidder records on that number (masked likewise).
@@ -122,6 +124,9 @@ async fn translate(
             });
             Some(SseEvent::default().event("call").data(slim.to_string()))
         }
+        // Health alerts are for those who watch the system (the alerts API's roles).
+        Event::Alert { json, .. } => matches!(me.user.role, Role::Admin | Role::Supervisor)
+            .then(|| SseEvent::default().event("alert").data(json)),
         Event::UserLoggedIn { .. } => None,
     }
 }

@@ -198,6 +198,7 @@ const ASSETS: &[(&str, &[u8])] = assets!(
     "js/reports.js",
     "js/health.js",
     "js/admin.js",
+    "js/alerts.js",
 );
 
 fn env() -> &'static Environment<'static> {

@@ -673,6 +673,30 @@ pub async fn enqueue_single(
     mobile: &str,
     text: &str,
 ) -> Result<bool> {
+    enqueue(pool, now, key, mobile, text, false).await
+}
+
+/// Queues one notice to staff (a health alert to the on-duty technician) like
+/// [`enqueue_single`], marked urgent: the sender sends it during the quiet hours too, which
+/// are there for notices to the public.
+pub async fn enqueue_staff_notice(
+    pool: &AnyPool,
+    now: UnixMillis,
+    key: &str,
+    mobile: &str,
+    text: &str,
+) -> Result<bool> {
+    enqueue(pool, now, key, mobile, text, true).await
+}
+
+async fn enqueue(
+    pool: &AnyPool,
+    now: UnixMillis,
+    key: &str,
+    mobile: &str,
+    text: &str,
+    urgent: bool,
+) -> Result<bool> {
     let mobile = normalize_mobile(mobile);
     let status = if !bidders::valid_mobile(&mobile) {
         "invalid_mobile"
@@ -683,8 +707,10 @@ pub async fn enqueue_single(
     };
     let r = sqlx::query(
         "INSERT INTO sms_messages (id, batch_id, seq, mobile, body, segments, status, attempts, \
-         next_attempt_at, claimed_at, provider_id, last_error, sent_at, receipt_at, created_at) \
-         VALUES ($1, '', 0, $2, $3, $4, $5, 0, $6, 0, '', '', 0, 0, $6) ON CONFLICT (id) DO NOTHING",
+         next_attempt_at, claimed_at, provider_id, last_error, sent_at, receipt_at, created_at, \
+         urgent) \
+         VALUES ($1, '', 0, $2, $3, $4, $5, 0, $6, 0, '', '', 0, 0, $6, $7) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(key.to_string())
     .bind(mobile)
@@ -692,6 +718,7 @@ pub async fn enqueue_single(
     .bind(i64::from(segments(text).parts))
     .bind(status)
     .bind(now)
+    .bind(i64::from(urgent))
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1 && status == "queued")

@@ -94,27 +94,45 @@ fn claimed_from_row(r: &sqlx::any::AnyRow) -> Result<Claimed> {
 /// `SQLITE_BUSY_SNAPSHOT` — the busy timeout does not apply — whenever a receipt was written
 /// in between, and the round fails. `RETURNING` needs SQLite ≥ 3.35 (bundled) or PostgreSQL.
 pub async fn claim_due(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Vec<Claimed>> {
+    claim(pool, now, limit, false).await
+}
+
+/// [`claim_due`] for the urgent messages only (staff notices), which quiet hours do not stop.
+pub async fn claim_due_urgent(pool: &AnyPool, now: UnixMillis, limit: i64) -> Result<Vec<Claimed>> {
+    claim(pool, now, limit, true).await
+}
+
+async fn claim(
+    pool: &AnyPool,
+    now: UnixMillis,
+    limit: i64,
+    urgent_only: bool,
+) -> Result<Vec<Claimed>> {
     let rows = sqlx::query(
         "UPDATE sms_messages SET status = 'sending', claimed_at = $1, attempts = attempts + 1 \
          WHERE status = 'queued' AND id IN (SELECT id FROM sms_messages \
-           WHERE status = 'queued' AND next_attempt_at <= $1 \
-           ORDER BY next_attempt_at, id LIMIT $2) \
-         RETURNING id, batch_id, mobile, body, attempts, next_attempt_at",
+           WHERE status = 'queued' AND next_attempt_at <= $1 AND urgent >= $3 \
+           ORDER BY urgent DESC, next_attempt_at, id LIMIT $2) \
+         RETURNING id, batch_id, mobile, body, attempts, next_attempt_at, urgent",
     )
     .bind(now)
     .bind(limit)
+    .bind(i64::from(urgent_only))
     .fetch_all(pool)
     .await?;
     let mut claimed = rows
         .iter()
         .map(|r| {
             Ok((
-                r.try_get::<i64, _>("next_attempt_at")?,
+                (
+                    -r.try_get::<i64, _>("urgent")?,
+                    r.try_get::<i64, _>("next_attempt_at")?,
+                ),
                 claimed_from_row(r)?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    // RETURNING has no order: send the oldest due first.
+    // RETURNING has no order: urgent first, then the oldest due.
     claimed.sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.id.cmp(&y.id)));
     Ok(claimed.into_iter().map(|(_, c)| c).collect())
 }
@@ -318,12 +336,14 @@ impl SmsSender {
                 "sms in-doubt messages settled"
             );
         }
-        if let Some(until) = self.policy.quiet.quiet_until(now) {
-            return Ok(Round::Quiet(until));
-        }
-        let claimed = claim_due(&self.pool, now, self.policy.chunk()).await?;
+        let quiet = self.policy.quiet.quiet_until(now);
+        // Quiet hours hold back notices to the public, not alerts to the on-duty staff.
+        let claimed = match quiet {
+            Some(_) => claim_due_urgent(&self.pool, now, self.policy.chunk()).await?,
+            None => claim_due(&self.pool, now, self.policy.chunk()).await?,
+        };
         if claimed.is_empty() {
-            return Ok(Round::Idle);
+            return Ok(quiet.map_or(Round::Idle, Round::Quiet));
         }
         let mut outstanding: HashSet<String> = claimed.iter().map(|m| m.id.clone()).collect();
         let batches: BTreeSet<String> = claimed

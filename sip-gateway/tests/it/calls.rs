@@ -726,6 +726,15 @@ async fn trunk_peers_get_options_keepalives_and_a_silent_peer_is_marked_down() -
         Ok::<_, anyhow::Error>(())
     })
     .await??;
+    // The health watcher reads the same state (docs/alerts.md, trunk_down).
+    let health = h.handle().health().await?;
+    assert_eq!(
+        health.peers,
+        vec![hotline_sip_gateway::PeerHealth {
+            name: "e1".into(),
+            up: Some(false)
+        }]
+    );
     h.finish().await
 }
 

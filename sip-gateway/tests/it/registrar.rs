@@ -22,6 +22,15 @@ async fn sipp_registers_with_md5_and_a_wrong_password_is_refused() -> Result<()>
     sipp_register(h.addr, "8002", "wrong-password", free_udp_port(), 401).await?;
     assert_eq!(h.metric("hotline_sip_auth_failures_total"), 1);
     assert_eq!(h.handle().status().await?.registrations, 1);
+    // The health watcher sees the registered seat as reachable, and only that one.
+    let seats = h.handle().health().await?.seats;
+    assert_eq!(
+        seats,
+        vec![hotline_sip_gateway::SeatHealth {
+            seat: "8001".into(),
+            reachable: true
+        }]
+    );
     h.finish().await
 }
 

@@ -566,6 +566,12 @@ pub async fn resolve_mismatch(
     actor: &str,
 ) -> Result<BankDeposit> {
     let mut tx = pool.begin().await?;
+    // Write first (a no-op update), then read: on SQLite a transaction that reads first
+    // cannot take the write lock once another connection committed meanwhile.
+    sqlx::query("UPDATE bank_deposits SET id = id WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {DEP_COLS} FROM bank_deposits WHERE id = $1"
     )))

@@ -27,6 +27,19 @@ pub struct Review {
     pub updated_at: UnixMillis,
 }
 
+/// Writes first (a no-op update of the recording's row), then reads: on SQLite (WAL) a
+/// transaction that reads before its first write cannot take the write lock once another
+/// connection has committed meanwhile (`SQLITE_BUSY_SNAPSHOT`, returned at once, the busy
+/// timeout does not apply) — and live calls write recordings all the time. On PostgreSQL the
+/// row lock also serialises two reviewers of one recording (the next summary version).
+async fn lock_recording(tx: &mut sqlx::AnyConnection, id: &str) -> Result<()> {
+    sqlx::query("UPDATE recordings SET id = id WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 async fn must_exist(pool: &AnyPool, id: &str) -> Result<Recording> {
     store::get(pool, id)
         .await?
@@ -51,6 +64,7 @@ pub async fn save_review(
     let scores_json = serde_json::to_string(scores).unwrap_or_default();
     let form_json = serde_json::to_string(form).unwrap_or_default();
     let mut tx = pool.begin().await?;
+    lock_recording(&mut tx, recording_id).await?;
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT id FROM recording_reviews WHERE recording_id = $1 AND reviewer = $2",
     )
@@ -274,6 +288,7 @@ async fn append_summary(
     author: &str,
 ) -> Result<SummaryVersion> {
     let mut tx = pool.begin().await?;
+    lock_recording(&mut tx, recording_id).await?;
     let last: Option<i64> =
         sqlx::query_scalar("SELECT MAX(version) FROM recording_summaries WHERE recording_id = $1")
             .bind(recording_id)

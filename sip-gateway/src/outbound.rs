@@ -65,6 +65,7 @@ impl ClickCall {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LegSide {
     Seat,
     Customer,
@@ -362,6 +363,21 @@ impl Engine {
                 },
             };
             if resp.status < 200 {
+                if side == LegSide::Customer
+                    && resp.status > 100
+                    && let Some(m) = sdp::parse(&resp.body).filter(|s| !s.codecs.is_empty())
+                {
+                    // Early media (RFC 3261 §13.2.1, RFC 3960): the carrier's ringback or
+                    // "the subscriber is switched off" comes in a 183 with SDP; the answer
+                    // in it is the answer of the dialog.
+                    leg.media = Some((
+                        LegMedia {
+                            codec: m.codecs[0],
+                            te: m.telephone_event,
+                        },
+                        m.addr,
+                    ));
+                }
                 None
             } else if leg.final_ {
                 // Retransmitted final: repeat the ACK (RFC 3261 §13.2.2.4, §17.1.1.2).
@@ -378,6 +394,8 @@ impl Engine {
                 let ack = self.uac_ack(leg, &resp);
                 if resp.status < 300 {
                     leg.ack = Some(ack);
+                    // A 2xx without SDP after early media: the early answer stands.
+                    let early = leg.media.take();
                     let media = sdp::parse(&resp.body)
                         .filter(|s| !s.codecs.is_empty())
                         .map(|s| {
@@ -388,13 +406,23 @@ impl Engine {
                                 },
                                 s.addr,
                             )
-                        });
+                        })
+                        .or(early);
                     leg.media = media;
                 }
                 Some(resp.status)
             }
         };
         let Some(status) = outcome else {
+            // Early media: the seat hears the customer's network before the answer.
+            if side == LegSide::Customer
+                && call.state == C2cState::CustomerRinging
+                && call.relay.is_none()
+                && call.customer.as_ref().is_some_and(|l| l.media.is_some())
+            {
+                self.start_c2c_relay(id, &mut call, now);
+                tracing::info!(call = %id, "click-to-call: early media from the customer's network relayed to the seat");
+            }
             self.c2c.insert(id.to_string(), call);
             return;
         };
@@ -451,7 +479,7 @@ impl Engine {
             }
             (LegSide::Customer, C2cState::CustomerRinging) if status < 300 => {
                 call.record.a_final_code = Some(status);
-                let (Some(c_media), Some(s_media)) = (
+                let (Some(c_media), Some(_)) = (
                     call.customer.as_ref().and_then(|l| l.media),
                     call.seat.media,
                 ) else {
@@ -468,36 +496,10 @@ impl Engine {
                 call.record.answered_at = Some(now);
                 call.record.bridged_at = Some(now);
                 call.state = C2cState::Answered;
-                let mut seed = [0u8; 12];
-                self.rng.fill(&mut seed);
-                let w =
-                    |i: usize| u32::from_be_bytes([seed[i], seed[i + 1], seed[i + 2], seed[i + 3]]);
-                let cancel = CancellationToken::new();
-                let cust = call.customer.as_ref().map(|l| l.rtp.0.clone());
-                if let Some(sock_a) = cust {
-                    spawn_relay(RelaySetup {
-                        sock_a,
-                        sock_b: call.seat.rtp.0.clone(),
-                        remote_a: c_media.1,
-                        remote_b: s_media.1,
-                        a_to_b: Forwarder::new(c_media.0, s_media.0, w(0), seed[8].into(), w(4)),
-                        b_to_a: Forwarder::new(s_media.0, c_media.0, w(8), seed[9].into(), w(0)),
-                        call_id: id.to_string(),
-                        events: self.events.clone(),
-                        clock: self.clock.clone(),
-                        stats: call.stats.clone(),
-                        metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
-                        metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
-                        cancel: cancel.clone(),
-                        // Recorded like any call: the customer is the left channel.
-                        tap: self
-                            .open_tap(id, &call.record.callee, now)
-                            .map(|t| Arc::new(std::sync::Mutex::new(Some(t)))),
-                        origin: now,
-                        finish_tap: true,
-                    });
+                // Already relaying since the early media, or from now on.
+                if call.relay.is_none() {
+                    self.start_c2c_relay(id, &mut call, now);
                 }
-                call.relay = Some(cancel);
                 let record = call.record.clone();
                 self.c2c.insert(id.to_string(), call);
                 if let Err(e) = store::save_call(&self.pool, &record).await {
@@ -534,6 +536,47 @@ impl Engine {
                 self.finish_c2c(id, cause, "callee").await;
             }
         }
+    }
+
+    /// Bridges the customer and seat legs through the relay (recorded like any call, the
+    /// customer on the left channel): at the answer, or earlier at the customer network's
+    /// early media — then the recording holds that announcement too, which is what staff
+    /// want to hear when a callback "did not get through".
+    fn start_c2c_relay(&mut self, id: &str, call: &mut ClickCall, now: UnixMillis) {
+        let (Some((c_media, c_addr)), Some((s_media, s_addr))) = (
+            call.customer.as_ref().and_then(|l| l.media),
+            call.seat.media,
+        ) else {
+            return;
+        };
+        let Some(sock_a) = call.customer.as_ref().map(|l| l.rtp.0.clone()) else {
+            return;
+        };
+        let mut seed = [0u8; 12];
+        self.rng.fill(&mut seed);
+        let w = |i: usize| u32::from_be_bytes([seed[i], seed[i + 1], seed[i + 2], seed[i + 3]]);
+        let cancel = CancellationToken::new();
+        spawn_relay(RelaySetup {
+            sock_a,
+            sock_b: call.seat.rtp.0.clone(),
+            remote_a: c_addr,
+            remote_b: s_addr,
+            a_to_b: Forwarder::new(c_media, s_media, w(0), seed[8].into(), w(4)),
+            b_to_a: Forwarder::new(s_media, c_media, w(8), seed[9].into(), w(0)),
+            call_id: id.to_string(),
+            events: self.events.clone(),
+            clock: self.clock.clone(),
+            stats: call.stats.clone(),
+            metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
+            metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
+            cancel: cancel.clone(),
+            tap: self
+                .open_tap(id, &call.record.callee, now)
+                .map(|t| Arc::new(std::sync::Mutex::new(Some(t)))),
+            origin: now,
+            finish_tap: true,
+        });
+        call.relay = Some(cancel);
     }
 
     /// re-INVITE on a click-to-call leg (hold/unhold, refresh): answered from our anchor for

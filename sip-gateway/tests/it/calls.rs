@@ -527,6 +527,38 @@ async fn click_to_call_rings_the_seat_then_the_customer_and_bridges() -> Result<
     h.finish().await
 }
 
+/// The customer's network answers a click-to-call with early media (183 + SDP, an
+/// announcement) and then busy: the agent hears the announcement through the relay before any
+/// answer, and the call ends "rejected" without ever being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_relays_the_customer_networks_early_media_to_the_seat() -> Result<()> {
+    let customer_port = free_udp_port();
+    let mut cfg = base_config();
+    cfg.trunk.peers[0].port = Some(customer_port);
+    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
+    let h = Harness::start(cfg).await?;
+    let seat = seat(&h, "seat_uas.xml", "8", "PCMA", &[]).await?;
+    let (cp, mp) = (customer_port.to_string(), free_udp_port().to_string());
+    let customer = Sipp::spawn(
+        h.addr,
+        "customer_early_media_busy.xml",
+        &["-m", "1", "-p", &cp, "-mp", &mp],
+    )?;
+    let id = h.handle().click_to_call("8001", "13912345678").await?;
+    customer.success().await?;
+    seat.success().await?;
+    let (ended, rec) = ended_record(&h).await?;
+    assert_eq!(ended, id);
+    assert_eq!(rec.end_cause.as_deref(), Some("rejected"));
+    assert_eq!(rec.a_final_code, Some(486));
+    assert!(rec.answered_at.is_none(), "never answered");
+    // The announcement reached the seat (the pcap plays for 2 s before the 486: ~100 packets).
+    let to_seat = h.metric("hotline_sip_rtp_packets_total{direction=\"caller_to_seat\"}");
+    assert!(to_seat >= 50, "early media customer→seat: {to_seat}");
+    assert_eq!(h.handle().status().await?.trunk_channels_in_use, 0);
+    h.finish().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seat_blind_transfers_the_caller_to_another_seat() -> Result<()> {
     let h = Harness::start(base_config()).await?;

@@ -140,13 +140,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
     // with its path, rather than in the middle of a call.
     // The administrators' special days join the flow's hours, and their queue edits
     // override the configured queues (an edit that no longer fits is skipped, logged).
-    let days = db
-        .service_days()
-        .await
-        .map_err(Failure::runtime)?
-        .iter()
-        .map(|d| d.special())
-        .collect();
+    let days = db.special_days().await.map_err(Failure::runtime)?;
     let library = crate::contact::load_library(
         &config.ivr,
         crate::contact::prompts::custom_dir(&config.data_dir),
@@ -284,8 +278,8 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = hup.recv() => {
-                        let days = match db.service_days().await {
-                            Ok(days) => days.iter().map(|d| d.special()).collect(),
+                        let days = match db.special_days().await {
+                            Ok(days) => days,
                             Err(e) => {
                                 tracing::error!(error = %e, "IVR reload failed: cannot read the special days");
                                 continue;

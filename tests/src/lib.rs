@@ -266,6 +266,37 @@ impl Sipp {
     }
 
     /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
+    /// A seat's phone on its registered UDP `port`: sipp runs `scenario` (`seat_uas.xml`,
+    /// `seat_uas_hangup.xml`, …) for one call in `codec` (`"PCMA"` or `"PCMU"`) and echoes
+    /// the call's RTP from a fresh media port; `extra` goes on sipp's command line.
+    pub fn echo_seat(
+        server: &str,
+        scenario: &str,
+        port: &str,
+        codec: &str,
+        extra: &[&str],
+    ) -> Result<Sipp> {
+        let mp = free_udp_port().to_string();
+        let pt = if codec == "PCMU" { "0" } else { "8" };
+        let mut args = vec![
+            "-m",
+            "1",
+            "-p",
+            port,
+            "-rtp_echo",
+            "-mp",
+            &mp,
+            "-key",
+            "pt",
+            pt,
+            "-key",
+            "codec",
+            codec,
+        ];
+        args.extend_from_slice(extra);
+        Sipp::spawn(server, scenario, &args)
+    }
+
     pub async fn success(mut self) -> Result<()> {
         let status = tokio::time::timeout(Duration::from_secs(45), self.child.wait())
             .await

@@ -168,27 +168,12 @@ async fn console_in_a_real_browser() -> Result<()> {
     browser.expect("AGENT_READY", Duration::from_secs(120))?;
 
     // A caller whose number has a bidder record: the IVR, then 0 for an agent.
-    let seat_mp = free_udp_port().to_string();
-    let seat = Sipp::spawn(
+    let seat = Sipp::echo_seat(
         &server.sip,
         "seat_uas_hangup.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &seat_mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-            "-d",
-            "6000",
-        ],
+        &seat_port,
+        "PCMA",
+        &["-d", "6000"],
     )?;
     let mut caller = Caller::call(sip, DID, MOBILE, true).await?;
     let mut rang = false;

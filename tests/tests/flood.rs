@@ -72,26 +72,7 @@ async fn an_invite_flood_is_ignored_while_seats_keep_working() -> Result<()> {
             &FLOOD.to_string(),
         ],
     )?;
-    let seat_mp = free_udp_port().to_string();
-    let seat = Sipp::spawn(
-        &sip,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &seat_mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let seat = Sipp::echo_seat(&sip, "seat_uas.xml", &seat_port, "PCMA", &[])?;
     let caller_mp = free_udp_port().to_string();
     Sipp::spawn(
         &sip,

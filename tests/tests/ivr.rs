@@ -105,27 +105,12 @@ async fn journey(rfc4733: bool) -> Result<()> {
     );
 
     // Key 0 (again, until the menu after the status takes it) → queue → the seat rings.
-    let seat_mp = free_udp_port().to_string();
-    let seat = Sipp::spawn(
+    let seat = Sipp::echo_seat(
         &server.sip,
         "seat_uas_hangup.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &seat_mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-            "-d",
-            "8000",
-        ],
+        &seat_port,
+        "PCMA",
+        &["-d", "8000"],
     )?;
     let mut bridged = false;
     for _ in 0..60 {
@@ -430,26 +415,7 @@ async fn ring_no_answer_moves_the_call_to_the_next_agent() -> Result<()> {
         "seat_uas_cancel.xml",
         &["-m", "1", "-p", &seats[0]],
     )?;
-    let mp = free_udp_port().to_string();
-    let answering = Sipp::spawn(
-        &server.sip,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seats[1],
-            "-rtp_echo",
-            "-mp",
-            &mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let answering = Sipp::echo_seat(&server.sip, "seat_uas.xml", &seats[1], "PCMA", &[])?;
 
     let mut caller = Caller::call(sip, DID, "13900000099", true).await?;
     caller.hear(welcome_packets()? + 10).await?;
@@ -612,28 +578,7 @@ async fn an_agent_transfers_the_caller_to_a_queue_holds_and_transfers_to_a_colle
     )
     .await?;
     assert_eq!(s, 200, "{b}");
-    let answer = |port: &str| {
-        let mp = free_udp_port().to_string();
-        Sipp::spawn(
-            &server.sip,
-            "seat_uas.xml",
-            &[
-                "-m",
-                "1",
-                "-p",
-                port,
-                "-rtp_echo",
-                "-mp",
-                &mp,
-                "-key",
-                "pt",
-                "8",
-                "-key",
-                "codec",
-                "PCMA",
-            ],
-        )
-    };
+    let answer = |port: &str| Sipp::echo_seat(&server.sip, "seat_uas.xml", port, "PCMA", &[]);
     let first = answer(&ports[0])?;
     let second = answer(&ports[1])?;
 

@@ -88,26 +88,7 @@ async fn seat_registers_and_a_trunk_call_is_bridged_and_recorded() -> Result<()>
     assert_eq!(status["bindings"][0]["seat"], "8001");
 
     // the seat answers on its registered port and echoes RTP; the trunk caller plays a pcap
-    let seat_mp = free_udp_port().to_string();
-    let seat = Sipp::spawn(
-        &sip,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &seat_mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let seat = Sipp::echo_seat(&sip, "seat_uas.xml", &seat_port, "PCMA", &[])?;
     let caller_mp = free_udp_port().to_string();
     Sipp::spawn(
         &sip,

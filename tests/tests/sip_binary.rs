@@ -263,26 +263,7 @@ async fn the_31st_call_is_refused_cancel_gives_487_and_codecs_are_transcoded() -
     assert_eq!((cause.as_str(), code), ("cancelled", 487));
 
     // PCMA caller, PCMU seat (echoing): the caller hears its own tone back, transcoded twice.
-    let mp = free_udp_port().to_string();
-    let seat = Sipp::spawn(
-        &s.server.sip,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &mp,
-            "-key",
-            "pt",
-            "0",
-            "-key",
-            "codec",
-            "PCMU",
-        ],
-    )?;
+    let seat = Sipp::echo_seat(&s.server.sip, "seat_uas.xml", &seat_port, "PCMU", &[])?;
     let mut caller = Caller::call(s.sip, SEAT_DID, "13900000001", true).await?;
     let sent = tone(&[1000.0], 1000, 8000.0);
     let mut echoed = Vec::new();

@@ -153,6 +153,16 @@ impl Db {
         let mut conn = self.pool.acquire().await?;
         service_days(&mut conn).await
     }
+
+    /// The calendar's days as the flow takes them (what every library load merges in).
+    pub async fn special_days(&self) -> Result<Vec<hotline_ivr::flow::SpecialDay>, StoreError> {
+        Ok(self
+            .service_days()
+            .await?
+            .iter()
+            .map(|d| d.special())
+            .collect())
+    }
 }
 
 /// The calendar's special days on `conn` (inside a transaction it sees its own writes).

@@ -35,13 +35,7 @@ pub fn routes(b: ApiBuilder) -> ApiBuilder {
 /// Loads the flow and prompts as a reload would: uploaded prompts over the built-in set, the
 /// calendar's special days merged in.
 pub(crate) async fn load(state: &AppState) -> ApiResult<Result<Library, String>> {
-    let days = state
-        .db
-        .service_days()
-        .await?
-        .iter()
-        .map(|d| d.special())
-        .collect();
+    let days = state.db.special_days().await?;
     let custom = crate::contact::prompts::custom_dir(&state.config.data_dir);
     Ok(
         crate::contact::load_library(&state.config.ivr, custom, None, days)

@@ -158,13 +158,7 @@ async fn apply(
     write: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> ApiResult<()> {
     // The calendar's special days stay merged in (as at every other reload).
-    let days = state
-        .db
-        .service_days()
-        .await?
-        .iter()
-        .map(|d| d.special())
-        .collect();
+    let days = state.db.special_days().await?;
     let dir = custom_dir(&state.config.data_dir);
     let lib = crate::contact::load_library(&state.config.ivr, dir, Some(change), days)
         .await

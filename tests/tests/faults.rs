@@ -8,6 +8,13 @@
 //! its recording row cannot be written and wait in the write queue (metric
 //! `hotline_db_writes_waiting`); when the proxy is restored they all land, nothing lost, and
 //! the server keeps serving.
+//!
+//! A full disk on the recording path: the archive is a 256 KiB tmpfs (the test needs root to
+//! mount it and says so when it cannot); 4 s calls to a sipp seat fill it. Every call goes
+//! on with audio relayed both ways; the recording that meets the full disk is stored as
+//! `failed` with the error, logged, counted (`hotline_recording_disk_errors_total{kind="full"}`)
+//! and raised by the alert watcher (`recording_failed`); every WAV left on the disk has a
+//! header that describes its data.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -353,5 +360,240 @@ async fn a_database_outage_during_a_call_loses_nothing() -> Result<()> {
     drop(server);
     direct.close().await;
     pg.release().await?;
+    Ok(())
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped (also when the test fails).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (with the reason printed) where mounting is not permitted.
+    fn mount(dir: &std::path::Path, size: &str) -> Result<Option<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(Some(Self(dir.to_path_buf()))),
+            Ok(o) => {
+                eprintln!(
+                    "disk-full test skipped: cannot mount a tmpfs (needs root): {}",
+                    text(&o.stderr).trim()
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("disk-full test skipped: cannot run mount: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process that still holds a file there cannot keep the mount alive.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Every WAV (finished or `.part`) below `dir` with whether its header describes its data:
+/// RIFF size = file size - 8, data chunk size = file size - 44.
+fn wav_files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u64, bool)>) -> Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        if path.is_dir() {
+            wav_files(&path, out)?;
+            continue;
+        }
+        let name = path.to_string_lossy().to_string();
+        if !(name.ends_with(".wav") || name.ends_with(".wav.part")) {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let len = bytes.len() as u64;
+        let u32_at = |i: usize| -> Option<u64> {
+            Some(u64::from(u32::from_le_bytes(
+                bytes.get(i..i + 4)?.try_into().ok()?,
+            )))
+        };
+        let ok = len >= 44
+            && &bytes[0..4] == b"RIFF"
+            && &bytes[36..40] == b"data"
+            && u32_at(4) == Some(len - 8)
+            && u32_at(40) == Some(len - 44)
+            && (len - 44) % 4 == 0;
+        out.push((path, len, ok));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_recording_disk_fails_the_recording_not_the_call() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mnt = dir.path().join("recordings");
+    // 256 KiB: about 8 s of stereo 8 kHz 16-bit audio.
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "256k")? else {
+        return Ok(());
+    };
+    let data = dir.path().join("data");
+    let d = data.to_str().context("utf-8")?;
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seat_pw = field(&text(&out.stdout), "seat 8001:").context("seat password")?;
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nroutes = [{{ did = \"{DID}\", target = \"seat:8001\" }}]\n\
+             qualify_interval_secs = 0\n\
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = 39000\nport_max = 39999\n\
+             [recording]\nroot = {:?}\n\
+             [alerts]\ninterval_secs = 1\n",
+            mnt.to_str().context("utf-8")?
+        ),
+    )?;
+    let mut server = hotline_tests::serve(&config, &data)?;
+    let seat_port = free_udp_port().to_string();
+    Sipp::spawn(
+        &server.sip,
+        "register.xml",
+        &[
+            "-m", "1", "-p", &seat_port, "-s", "8001", "-au", "8001", "-ap", &seat_pw,
+        ],
+    )?
+    .success()
+    .await?;
+    let c = client();
+    let url = format!("sqlite://{}", data.join("hotline.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await?;
+
+    // Calls of about 4 s each until a recording fails, then two more: the calls go on.
+    let mut states = Vec::new();
+    let mut after_failure = 0;
+    for _ in 0..10 {
+        let before_to_seat = metric(
+            &c,
+            &server,
+            "hotline_sip_rtp_packets_total{direction=\"caller_to_seat\"}",
+        )
+        .await?;
+        let before_to_caller = metric(
+            &c,
+            &server,
+            "hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}",
+        )
+        .await?;
+        let seat_mp = free_udp_port().to_string();
+        let seat = Sipp::spawn(
+            &server.sip,
+            "seat_uas.xml",
+            &[
+                "-m",
+                "1",
+                "-p",
+                &seat_port,
+                "-rtp_echo",
+                "-mp",
+                &seat_mp,
+                "-key",
+                "pt",
+                "8",
+                "-key",
+                "codec",
+                "PCMA",
+            ],
+        )?;
+        let caller_mp = free_udp_port().to_string();
+        Sipp::spawn(
+            &server.sip,
+            "uac_call.xml",
+            &["-m", "1", "-s", DID, "-mp", &caller_mp, "-d", "4000"],
+        )?
+        .success()
+        .await?;
+        seat.success().await?;
+        let (call_id, end_cause): (String, String) =
+            sqlx::query_as("SELECT id, end_cause FROM sip_calls ORDER BY offered_at DESC LIMIT 1")
+                .fetch_one(&db)
+                .await?;
+        assert_eq!(end_cause, "normal", "call {call_id}");
+        server.wait_log(&format!("recording stored call={call_id}"))?;
+        let (state, error, bytes): (String, String, i64) =
+            sqlx::query_as("SELECT state, error, bytes FROM recordings WHERE call_id = $1")
+                .bind(&call_id)
+                .fetch_one(&db)
+                .await?;
+        let to_seat = metric(
+            &c,
+            &server,
+            "hotline_sip_rtp_packets_total{direction=\"caller_to_seat\"}",
+        )
+        .await?
+            - before_to_seat;
+        let to_caller = metric(
+            &c,
+            &server,
+            "hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}",
+        )
+        .await?
+            - before_to_caller;
+        eprintln!(
+            "call {call_id}: recording {state} ({bytes} bytes) {error}; RTP relayed {to_seat} / {to_caller}"
+        );
+        assert!(
+            to_seat >= 100 && to_caller >= 100,
+            "audio relayed both ways: {to_seat} / {to_caller}"
+        );
+        if state == "failed" {
+            assert!(!error.is_empty(), "a failed recording says why");
+        }
+        let failed = states.iter().any(|s| s == "failed") || state == "failed";
+        states.push(state);
+        if failed {
+            after_failure += 1;
+            if after_failure == 3 {
+                break;
+            }
+        }
+    }
+    assert!(
+        states.iter().any(|s| s == "failed"),
+        "the disk never filled: {states:?}"
+    );
+    assert_eq!(states[0], "finished", "the first call fits: {states:?}");
+
+    // The failure is visible: the log, the metric, the alert (the watcher samples every
+    // second here). /readyz probes with a tiny file, which may still fit: printed only.
+    server.wait_log("recording disk error")?;
+    server.wait_log("rule=recording_failed")?;
+    assert!(
+        metric(
+            &c,
+            &server,
+            "hotline_recording_disk_errors_total{kind=\"full\"}"
+        )
+        .await?
+            >= 1
+    );
+    let (status, body) = readyz(&c, &server).await?;
+    eprintln!("/readyz with the recording disk full: {status} {body}");
+    assert_eq!(c.get(server.url("/healthz")).send().await?.status(), 200);
+
+    // No corrupt file: every WAV's header describes its data.
+    let mut files = Vec::new();
+    wav_files(&mnt, &mut files)?;
+    let bad: Vec<_> = files.iter().filter(|(_, _, ok)| !ok).collect();
+    assert!(bad.is_empty(), "WAVs whose header does not match: {bad:?}");
+    eprintln!("{} WAV files left, all consistent", files.len());
+
+    assert!(server.terminate()?.success());
+    drop(server);
+    db.close().await;
     Ok(())
 }

@@ -426,7 +426,7 @@ fn wav_files(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u64, bool
             && &bytes[36..40] == b"data"
             && u32_at(4) == Some(len - 8)
             && u32_at(40) == Some(len - 44)
-            && (len - 44) % 4 == 0;
+            && (len - 44).is_multiple_of(4);
         out.push((path, len, ok));
     }
     Ok(())

@@ -55,6 +55,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Seconds to wait for a connection from the pool before a request fails.
     pub acquire_timeout_secs: u32,
+    /// Seconds a write that must not be lost (call record, call fact, recording row) is
+    /// retried while the database is unreachable before it is given up (issue 12).
+    pub write_retry_secs: u32,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -63,6 +66,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("url", &crate::db::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .field("write_retry_secs", &self.write_retry_secs)
             .finish()
     }
 }
@@ -128,6 +132,7 @@ impl Default for DatabaseConfig {
             url: String::new(),
             max_connections: 8,
             acquire_timeout_secs: 10,
+            write_retry_secs: 600,
         }
     }
 }

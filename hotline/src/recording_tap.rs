@@ -13,10 +13,15 @@ use hotline_core::{Clock, Rng};
 use hotline_recording::{Direction, Recorder, RecordingHandle, RecordingMeta, store};
 use sqlx::AnyPool;
 
+use crate::db::write_queue::{recording_failure, submit};
+use hotline_core::write_queue::WriteQueue;
+
 #[derive(Debug, Clone)]
 pub struct RecordingTap {
     recorder: Recorder,
     pool: AnyPool,
+    /// The rows are written through it, so a database outage does not lose them.
+    writes: Arc<dyn WriteQueue>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
 }
@@ -25,12 +30,14 @@ impl RecordingTap {
     pub fn new(
         recorder: Recorder,
         pool: AnyPool,
+        writes: Arc<dyn WriteQueue>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
     ) -> Self {
         Self {
             recorder,
             pool,
+            writes,
             clock,
             rng,
         }
@@ -57,9 +64,14 @@ impl MediaTap for RecordingTap {
         // The row exists from the start, so the QA list shows calls in progress and a
         // crash leaves a row that recovery at the next start completes.
         let (pool, now, rng) = (self.pool.clone(), self.clock.now_ms(), self.rng.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store::insert_started(&pool, now, rng.as_ref(), &meta).await {
-                tracing::error!(call = %meta.call_id, error = %e, "storing the recording row failed");
+        let row = meta.clone();
+        submit(self.writes.as_ref(), "recording row", move || {
+            let (pool, rng, row) = (pool.clone(), rng.clone(), row.clone());
+            async move {
+                store::insert_started(&pool, now, rng.as_ref(), &row)
+                    .await
+                    .map(drop)
+                    .map_err(recording_failure)
             }
         });
         Some(Box::new(CallRecording {
@@ -156,13 +168,17 @@ impl CallTap for CallRecording {
             if f.dropped_frames > 0 {
                 tracing::warn!(call = %f.meta.call_id, dropped = f.dropped_frames, "recording finished with dropped frames");
             }
-            match store::record_finished(&tap.pool, tap.clock.now_ms(), tap.rng.as_ref(), &f).await
-            {
-                Ok(_) => tracing::info!(call = %f.meta.call_id, "recording stored"),
-                Err(e) => {
-                    tracing::error!(call = %f.meta.call_id, error = %e, "storing the finished recording failed")
+            let (f, now) = (Arc::new(f), tap.clock.now_ms());
+            submit(tap.writes.as_ref(), "finished recording", move || {
+                let (pool, rng, f) = (tap.pool.clone(), tap.rng.clone(), f.clone());
+                async move {
+                    store::record_finished(&pool, now, rng.as_ref(), &f)
+                        .await
+                        .map_err(recording_failure)?;
+                    tracing::info!(call = %f.meta.call_id, "recording stored");
+                    Ok(())
                 }
-            }
+            });
         });
     }
 }

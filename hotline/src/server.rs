@@ -155,6 +155,12 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
         tracing::warn!(reason = %why, "a stored queue edit is not applied");
     }
     let (app_tx, app_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Call records, call facts and recording rows survive a database outage (issue 12).
+    let writes: Arc<dyn hotline_core::write_queue::WriteQueue> =
+        Arc::new(crate::db::write_queue::DbWriteQueue::start(
+            std::time::Duration::from_secs(config.database.write_retry_secs.into()),
+            &metrics,
+        ));
     let recording = config.recording();
     let repaired = recover_recordings(&db, &recording, clock.as_ref(), rng.as_ref()).await;
     let gateway = Gateway::start(
@@ -172,10 +178,12 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
                 Arc::new(crate::recording_tap::RecordingTap::new(
                     hotline_recording::Recorder::new(&recording, &metrics, clock.clone()),
                     db.pool.clone(),
+                    writes.clone(),
                     clock.clone(),
                     rng.clone(),
                 )) as Arc<dyn hotline_core::media::MediaTap>
             }),
+            writes: Some(writes.clone()),
         },
     )
     .await
@@ -205,6 +213,7 @@ pub async fn serve(config: Config) -> Result<(), Failure> {
             config.crm.clone(),
             config.data_dir.join("attachments"),
         ),
+        writes,
         clock: state.clock.clone(),
         rng: state.rng.clone(),
         metrics: state.metrics.clone(),

@@ -93,12 +93,12 @@ pub async fn insert_started(
     archive::validate_call_id(&meta.call_id)?;
     let id = IdGenerator::new_id(now, rng);
     let rel = archive::relative_path(meta.started_at, &meta.call_id);
-    sqlx::query(
+    let r = sqlx::query(
         "INSERT INTO recordings (id, call_id, caller, agent, seat, queue, started_at, \
          duration_ms, bytes, sha256, path, state, error, backup_state, pauses, dropped_frames, \
          reviewed, proofread, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, '', $8, 'recording', '', 'pending', '[]', 0, \
-         0, 'none', $9, $9)",
+         0, 'none', $9, $9) ON CONFLICT (call_id) DO NOTHING",
     )
     .bind(&id)
     .bind(&meta.call_id)
@@ -111,6 +111,13 @@ pub async fn insert_started(
     .bind(now)
     .execute(pool)
     .await?;
+    // Already there (a retried write whose first reply was lost): the stored row's id.
+    if r.rows_affected() == 0 {
+        return Ok(get_by_call(pool, &meta.call_id)
+            .await?
+            .map(|r| r.id)
+            .unwrap_or(id));
+    }
     Ok(id)
 }
 

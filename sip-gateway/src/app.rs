@@ -218,9 +218,7 @@ impl Engine {
             a_codec: Some(a_media.codec.name().into()),
             ..CallRecord::default()
         };
-        if let Err(e) = store::save_call(&self.pool, &record).await {
-            tracing::error!(error = %e, "storing the call record failed");
-        }
+        store::save_call_durably(&self.pool, self.writes.as_ref(), record.clone()).await;
         let mut seed = [0u8; 10];
         self.rng.fill(&mut seed);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -588,9 +586,7 @@ impl Engine {
             });
         }
         let record = call.record.clone();
-        if let Err(e) = store::save_call(&self.pool, &record).await {
-            tracing::error!(error = %e, "updating the call record failed");
-        }
+        store::save_call_durably(&self.pool, self.writes.as_ref(), record.clone()).await;
         self.events.publish(Event::Call(CallEvent::Bridged {
             at: now,
             call_id: id.to_string(),

@@ -446,9 +446,7 @@ impl Engine {
             a_codec: Some(a_codec.name().into()),
             ..CallRecord::default()
         };
-        if let Err(e) = store::save_call(&self.pool, &record).await {
-            tracing::error!(error = %e, "storing the call record failed");
-        }
+        store::save_call_durably(&self.pool, self.writes.as_ref(), record.clone()).await;
         self.events.publish(Event::Call(CallEvent::Offered {
             at: now,
             call_id: id.clone(),
@@ -723,9 +721,7 @@ impl Engine {
         let record = call.record.clone();
         let seat = record.seat.clone().unwrap_or_default();
         self.send_response(&req, r, t);
-        if let Err(e) = store::save_call(&self.pool, &record).await {
-            tracing::error!(error = %e, "updating the call record failed");
-        }
+        store::save_call_durably(&self.pool, self.writes.as_ref(), record.clone()).await;
         self.events.publish(Event::Call(CallEvent::Answered {
             at: now,
             call_id: id.to_string(),
@@ -1154,9 +1150,7 @@ impl Engine {
             .calls
             .with(&[("direction", &record.direction), ("cause", cause)])
             .inc();
-        if let Err(e) = store::save_call(&self.pool, &record).await {
-            tracing::error!(error = %e, "closing the call record failed");
-        }
+        store::save_call_durably(&self.pool, self.writes.as_ref(), record.clone()).await;
         self.events.publish(Event::Call(CallEvent::Ended {
             at: now,
             call_id: id.to_string(),

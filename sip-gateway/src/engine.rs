@@ -149,6 +149,7 @@ enum QualifyFor {
 pub(crate) struct Engine {
     pub(crate) cfg: GatewayConfig,
     pub(crate) pool: AnyPool,
+    pub(crate) writes: Option<Arc<dyn hotline_core::write_queue::WriteQueue>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn Rng>,
     pub(crate) events: Arc<dyn EventSink>,
@@ -206,6 +207,7 @@ pub(crate) struct EngineParts {
     pub(crate) reg_watch: watch::Sender<u64>,
     pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
     pub(crate) tap: Option<Arc<dyn hotline_core::media::MediaTap>>,
+    pub(crate) writes: Option<Arc<dyn hotline_core::write_queue::WriteQueue>>,
 }
 
 impl Engine {
@@ -278,6 +280,7 @@ impl Engine {
             app: p.app,
             tap: p.tap,
             pool: p.pool,
+            writes: p.writes,
             clock: p.clock,
             rng: p.rng,
             events: p.events,

@@ -36,6 +36,9 @@ pub struct GatewayDeps {
     pub app: Option<mpsc::UnboundedSender<crate::app::AppEvent>>,
     /// The recorder's tap: every answered call's audio, both sides (none: not recorded).
     pub tap: Option<Arc<dyn hotline_core::media::MediaTap>>,
+    /// Where call records go when the database does not take them (none: a failed write is
+    /// only logged).
+    pub writes: Option<Arc<dyn hotline_core::write_queue::WriteQueue>>,
 }
 
 impl std::fmt::Debug for GatewayDeps {
@@ -130,6 +133,7 @@ impl Gateway {
             reg_watch: reg_tx,
             app: deps.app.clone(),
             tap: deps.tap.clone(),
+            writes: deps.writes.clone(),
         });
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);

@@ -2,6 +2,9 @@
 //! detail records. Portable SQL only (`$1` placeholders, BIGINT millis, text ids); the tables
 //! are created by `migrations/0002_sip_gateway.sql`.
 
+use std::sync::Arc;
+
+use hotline_core::write_queue::{WriteFailure, WriteQueue};
 use hotline_core::{IdGenerator, Rng, UnixMillis};
 use sqlx::{AnyPool, Row};
 
@@ -305,6 +308,73 @@ pub(crate) async fn close_interrupted_calls(
     .execute(pool)
     .await?;
     Ok(r.rows_affected())
+}
+
+/// How long the engine waits for a call record written directly; longer, and the write goes
+/// to the queue so that a database outage does not hold up SIP and the calls in progress.
+const DIRECT_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The connection, not the statement, failed: the write may succeed later.
+fn transient(e: &GatewayError) -> bool {
+    match e {
+        GatewayError::Database(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        GatewayError::Database(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| hotline_core::write_queue::transient_sqlstate(&c)),
+        _ => false,
+    }
+}
+
+/// Stores a call record so that a database outage does not lose it (issue 12). Written
+/// directly while nothing is queued (readers see it at once); queued for retries when the
+/// database does not answer, and queued behind older records while any are waiting, so an
+/// older state of a call never overwrites a newer one.
+pub(crate) async fn save_call_durably(
+    pool: &AnyPool,
+    writes: Option<&Arc<dyn WriteQueue>>,
+    record: CallRecord,
+) {
+    let Some(writes) = writes else {
+        if let Err(e) = save_call(pool, &record).await {
+            tracing::error!(error = %e, "storing the call record failed");
+        }
+        return;
+    };
+    if writes.is_idle() {
+        match tokio::time::timeout(DIRECT_WRITE, save_call(pool, &record)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) if !transient(&e) => {
+                tracing::error!(error = %e, "storing the call record failed");
+                return;
+            }
+            // A write cut short may have landed; the queued one is an upsert of the same
+            // row, so landing twice is harmless.
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+    let pool = pool.clone();
+    let record = Arc::new(record);
+    writes.submit(
+        "call record",
+        Box::new(move || {
+            let (pool, record) = (pool.clone(), record.clone());
+            Box::pin(async move {
+                save_call(&pool, &record).await.map_err(|e| {
+                    if transient(&e) {
+                        WriteFailure::Transient(e.to_string())
+                    } else {
+                        WriteFailure::Permanent(e.to_string())
+                    }
+                })
+            })
+        }),
+    );
 }
 
 pub(crate) async fn save_call(pool: &AnyPool, c: &CallRecord) -> Result<(), GatewayError> {

@@ -19,6 +19,9 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::write_queue::{crm_failure, recording_failure, submit};
+use hotline_core::write_queue::WriteQueue;
+
 use super::{
     AgentError, ContactCentre, IvrConfig, Library, QueueRefused, Request, TransferTarget, data,
 };
@@ -31,6 +34,8 @@ pub struct ContactDeps {
     pub app_events: mpsc::UnboundedReceiver<AppEvent>,
     pub pool: AnyPool,
     pub crm: CrmStore,
+    /// Call facts and recording rows go through it, so a database outage does not lose them.
+    pub writes: Arc<dyn WriteQueue>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub metrics: Registry,
@@ -49,6 +54,7 @@ pub fn start(deps: ContactDeps) -> Result<ContactCentre, AgentError> {
         gw: deps.gateway,
         pool: deps.pool,
         crm: deps.crm,
+        writes: deps.writes,
         clock: deps.clock,
         rng: deps.rng,
         metrics: deps.metrics,
@@ -107,6 +113,7 @@ struct Runtime {
     gw: GatewayHandle,
     pool: AnyPool,
     crm: CrmStore,
+    writes: Arc<dyn WriteQueue>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
     metrics: Registry,
@@ -377,12 +384,13 @@ impl Runtime {
                 // The recording row names the agent (the ACD's agent id is the seat).
                 let (pool, queue) = (self.pool.clone(), c.fact.queue.clone());
                 let (cid, s2) = (call_id.clone(), seat.clone());
-                tokio::spawn(async move {
-                    if let Err(e) =
+                submit(self.writes.as_ref(), "recording agent", move || {
+                    let (pool, cid, s2, queue) =
+                        (pool.clone(), cid.clone(), s2.clone(), queue.clone());
+                    async move {
                         hotline_recording::store::set_agent(&pool, now, &cid, &s2, &s2, &queue)
                             .await
-                    {
-                        tracing::warn!(call = %cid, error = %e, "naming the agent on the recording failed");
+                            .map_err(recording_failure)
                     }
                 });
                 match c.phase {
@@ -885,17 +893,20 @@ impl Runtime {
             self.now(),
             self.pool.clone(),
         );
-        tokio::spawn(async move {
-            // The call's recording (its row exists from the answer), linked on the timeline.
-            if fact.recording_id.is_none() {
-                fact.recording_id = hotline_recording::store::get_by_call(&pool, &fact.call_id)
+        // Queued behind the recording row's writes, so the row is there to be linked.
+        submit(self.writes.as_ref(), "call fact", move || {
+            let (crm, rng, pool, mut fact) = (crm.clone(), rng.clone(), pool.clone(), fact.clone());
+            async move {
+                // The call's recording (its row exists from the answer), linked on the timeline.
+                if fact.recording_id.is_none() {
+                    fact.recording_id = hotline_recording::store::get_by_call(&pool, &fact.call_id)
+                        .await
+                        .map_err(recording_failure)?
+                        .map(|r| r.id);
+                }
+                crm.record_call(now, rng.as_ref(), &fact)
                     .await
-                    .ok()
-                    .flatten()
-                    .map(|r| r.id);
-            }
-            if let Err(e) = crm.record_call(now, rng.as_ref(), &fact).await {
-                tracing::error!(error = %e, "storing the call fact failed");
+                    .map_err(crm_failure)
             }
         });
     }

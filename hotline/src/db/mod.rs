@@ -8,6 +8,7 @@ pub mod audit;
 pub mod data_files;
 pub mod sessions;
 pub mod users;
+pub mod write_queue;
 
 use std::time::Duration;
 

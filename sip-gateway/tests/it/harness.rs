@@ -138,6 +138,7 @@ impl Harness {
                 cancel: cancel.clone(),
                 app: Some(app_tx),
                 tap: None,
+                writes: None,
             },
         )
         .await?;

@@ -3,6 +3,8 @@
 //! so the row targets put the configured header line in front of the input and fuzz the
 //! rows; `table_file` takes the whole file (CSV in UTF-8 or GBK, or XLSX). Bad rows must
 //! come back as `RowProblem`s, bad files as an `IntegrationError`, never a panic.
+//! `wechat` takes a WeChat callback: bad ciphertext or XML must be a `WechatError`, and
+//! the passive reply we would send to a good one must parse back and survive the cipher.
 
 use crate::IntegrationsConfig;
 use crate::table::{FileFormat, Table, TextEncoding, read_table};
@@ -72,6 +74,46 @@ pub fn table_file(data: &[u8]) {
     }
 }
 
+/// A WeChat Official Account callback: the first line goes through the safe-mode cipher
+/// (base64 → AES-256-CBC → length-prefixed XML) and the message parser, the rest through
+/// the XML field and message parsers.
+pub fn wechat(data: &[u8]) {
+    use crate::wechat::crypto::MsgCrypto;
+    use crate::wechat::message::{
+        Inbound, encrypted_field, parse_fields, parse_message, text_reply,
+    };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    // The public test key of WeChat's documentation: any 43-character key would do.
+    let c = MsgCrypto::new(
+        "spamtest",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "wx2c2769f8efd9abc2",
+    )
+    .expect("the documented test key is valid");
+    if let Ok(plain) = c.decrypt(first) {
+        let _ = parse_message(&plain);
+    }
+    let _ = parse_fields(rest);
+    let _ = encrypted_field(rest);
+    // A callback without ToUserName parses (the parser is lenient there) but our reply would
+    // then carry an empty FromUserName, which we refuse to parse: WeChat always sends it, so
+    // the round trip is only checked when it is present (first libFuzzer finding, harness-only).
+    if let Ok(msg) = parse_message(rest)
+        && !msg.to_user.is_empty()
+        && let Some(text) = msg.text()
+    {
+        // Echoing the user's own text back is the worst case for the reply's escaping.
+        let reply = text_reply(&msg.from_user, &msg.to_user, msg.create_time, text);
+        let back = parse_message(&reply).expect("our text reply parses");
+        assert!(matches!(back.kind, Inbound::Text { .. }), "{back:?}");
+        let sealed = c.encrypt_with(&[7; 16], &reply);
+        assert_eq!(c.decrypt(&sealed).expect("our ciphertext decrypts"), reply);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +126,7 @@ mod tests {
         ("bidder_rows", bidder_rows),
         ("bank_rows", bank_rows),
         ("table_file", table_file),
+        ("wechat", wechat),
     ];
 
     /// Replays the committed seed corpus (and anything the fuzzer added to it) on stable, so

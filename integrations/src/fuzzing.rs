@@ -98,11 +98,9 @@ pub fn wechat(data: &[u8]) {
     }
     let _ = parse_fields(rest);
     let _ = encrypted_field(rest);
-    // A callback without ToUserName parses (the parser is lenient there) but our reply would
-    // then carry an empty FromUserName, which we refuse to parse: WeChat always sends it, so
-    // the round trip is only checked when it is present (first libFuzzer finding, harness-only).
+    // Every callback that parses can be answered: our reply parses back and survives the
+    // cipher (a callback without ToUserName once gave a reply without sender; now refused).
     if let Ok(msg) = parse_message(rest)
-        && !msg.to_user.is_empty()
         && let Some(text) = msg.text()
     {
         // Echoing the user's own text back is the worst case for the reply's escaping.

@@ -187,7 +187,11 @@ pub fn parse_message(xml: &str) -> Result<InboundMessage, WechatError> {
     let from_user = take("FromUserName")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| WechatError::MalformedXml("FromUserName is missing".into()))?;
-    let to_user = take("ToUserName").unwrap_or_default();
+    // Our account: the reply's FromUserName. WeChat always sends it; without it a reply
+    // would carry an empty sender (found by the `wechat` fuzz target).
+    let to_user = take("ToUserName")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| WechatError::MalformedXml("ToUserName is missing".into()))?;
     let create_time = take("CreateTime")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| WechatError::MalformedXml("CreateTime is missing or not a number".into()))?;
@@ -288,21 +292,21 @@ mod tests {
         assert_eq!(m.dedup_key(), "wx:42");
 
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
              <MsgType>text</MsgType><Content>a &amp; b &#x4F60;</Content></xml>",
         )
         .unwrap();
         assert_eq!(m.text(), Some("a & b 你"));
 
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
              <MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>\
              <Recognition><![CDATA[转人工]]></Recognition><MsgId>7</MsgId></xml>",
         )
         .unwrap();
         assert_eq!(m.text(), Some("转人工"));
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>\
              <MsgType>voice</MsgType><Recognition></Recognition></xml>",
         )
         .unwrap();
@@ -310,14 +314,14 @@ mod tests {
         assert_eq!(m.text(), None);
 
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
              <MsgType>event</MsgType><Event>subscribe</Event></xml>",
         )
         .unwrap();
         assert_eq!(m.kind, Inbound::Subscribe);
         assert_eq!(m.dedup_key(), "wx:oU1:5");
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
              <MsgType>event</MsgType><Event>CLICK</Event><EventKey>HUMAN</EventKey>\
              <ScanCodeInfo><ScanType>x</ScanType></ScanCodeInfo></xml>",
         )
@@ -329,7 +333,7 @@ mod tests {
             }
         );
         let m = parse_message(
-            "<xml><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>oU1</FromUserName><CreateTime>5</CreateTime>\
              <MsgType>image</MsgType><PicUrl>u</PicUrl></xml>",
         )
         .unwrap();
@@ -355,6 +359,8 @@ mod tests {
             "<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>",
             // fields present but required ones missing
             "<xml><MsgType>text</MsgType></xml>",
+            // No ToUserName: a reply would have no sender (fuzz/corpus/wechat/no_to_user_reply.txt).
+            "<xml><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>hi</Content></xml>",
             "<xml><FromUserName>a</FromUserName><CreateTime>x</CreateTime><MsgType>text</MsgType></xml>",
         ] {
             assert!(

@@ -3,3 +3,6 @@
 //! `bench/README.md`.
 //!
 //! May depend on: any hotline crate (it measures them); nothing depends on it.
+
+pub mod rtpstats;
+pub mod sipmsg;

@@ -292,8 +292,8 @@ async fn a_database_outage_during_a_call_loses_nothing() -> Result<()> {
         200,
         "the server serves during the outage"
     );
-    // Holds the outage open for the rest of its length (a wait for time, not for an event).
-    tokio::time::sleep(OUTAGE.saturating_sub(cut_at.elapsed())).await;
+    // The outage lasted as long as the caller talked through it (OUTAGE less 2 s) and the
+    // checks above: no extra wait.
     let outage = cut_at.elapsed();
     proxy.restore();
     let restored = Instant::now();

@@ -112,16 +112,16 @@ async fn load_day(s: &CrmStore) -> anyhow::Result<()> {
         ("a1", t(11, 0, 0), t(11, 15, 0)),
         ("a2", t(9, 55, 0), t(10, 5, 0)),
     ] {
-        s.record_not_ready(
-            &rng,
-            &NotReadyPeriod {
-                agent: agent.into(),
-                from_at: a,
-                to_at: b,
-                reason: "休息".into(),
-            },
-        )
-        .await?;
+        let id = hotline_core::IdGenerator::new_id(a, &rng);
+        let period = NotReadyPeriod {
+            agent: agent.into(),
+            from_at: a,
+            to_at: b,
+            reason: "休息".into(),
+        };
+        s.record_not_ready(&id, &period).await?;
+        // Stored again (a retried write): still one period.
+        s.record_not_ready(&id, &period).await?;
     }
     for (call_id, agent, queue, rating, at) in [
         ("c1", "a1", "main", SurveyRating::Satisfied, t(9, 5, 40)),

@@ -129,6 +129,7 @@ struct RecorderMetrics {
     late: Series,
     pauses: Series,
     disk_errors: Metric,
+    disk_fault: Metric,
     finished: Metric,
     frames: Series,
 }
@@ -161,6 +162,10 @@ impl RecorderMetrics {
                 "hotline_recording_disk_errors_total",
                 "Disk errors while recording, by kind (full, unwritable, io).",
             ),
+            disk_fault: r.gauge(
+                "hotline_recording_disk_fault",
+                "1 for the kind of the last recording disk error (full, unwritable, io) until a recording started after it is written completely.",
+            ),
             finished: r.counter(
                 "hotline_recording_finished_total",
                 "Recordings ended, by state (finished, failed).",
@@ -186,6 +191,23 @@ struct RecorderInner {
     clock: Arc<dyn hotline_core::Clock>,
 }
 
+impl RecorderInner {
+    /// `hotline_recording_disk_fault{kind}`: 1 for the standing fault's kind, 0 for the others
+    /// (read by `/readyz`).
+    fn set_fault_gauge(&self, kind: Option<DiskErrorKind>) {
+        for k in [
+            DiskErrorKind::Full,
+            DiskErrorKind::Unwritable,
+            DiskErrorKind::Io,
+        ] {
+            self.metrics
+                .disk_fault
+                .with(&[("kind", k.as_str())])
+                .set(i64::from(kind == Some(k)));
+        }
+    }
+}
+
 /// Starts recordings. Cheap to clone; one per process.
 #[derive(Debug, Clone)]
 pub struct Recorder(Arc<RecorderInner>);
@@ -200,7 +222,7 @@ impl Recorder {
         // The header is rewritten with every flush; flushing at least twice per interval
         // keeps the loss on a crash small without a write per packet.
         let flush_ms = u64::from(config.header_interval_ms.clamp(100, 2_000)).min(500);
-        Self(Arc::new(RecorderInner {
+        let inner = Arc::new(RecorderInner {
             root: config.root.clone(),
             flush_frames: flush_ms * FRAMES_PER_MS,
             queue_frames: config.queue_frames.max(1),
@@ -208,7 +230,9 @@ impl Recorder {
             metrics: RecorderMetrics::new(metrics),
             fault: Mutex::new(None),
             clock,
-        }))
+        });
+        inner.set_fault_gauge(None);
+        Self(inner)
     }
 
     pub fn root(&self) -> &Path {
@@ -226,6 +250,7 @@ impl Recorder {
 
     pub fn clear_fault(&self) {
         *self.0.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.0.set_fault_gauge(None);
     }
 
     /// Starts recording a call at media position 0. Must run inside a tokio runtime; returns
@@ -494,6 +519,9 @@ struct Writer {
     pcm: Vec<i16>,
     sink: Option<Sink>,
     reported_error: bool,
+    /// When the writer started (the recorder's clock): a recording that started after the
+    /// standing disk fault and was written completely clears it.
+    began_ms: hotline_core::UnixMillis,
 }
 
 impl Writer {
@@ -520,8 +548,6 @@ impl Writer {
         let Some(sink) = &self.sink else { return };
         if let (Some((kind, msg)), false) = (&sink.error, self.reported_error) {
             self.reported_error = true;
-            tracing::error!(call_id = %self.meta.call_id, path = %sink.part.display(),
-                kind = kind.as_str(), error = %msg, "recording disk error");
             self.inner
                 .metrics
                 .disk_errors
@@ -533,6 +559,10 @@ impl Writer {
                 call_id: self.meta.call_id.clone(),
                 message: msg.clone(),
             });
+            self.inner.set_fault_gauge(Some(*kind));
+            // Logged last: whoever reads the line sees the fault in the metrics and /readyz.
+            tracing::error!(call_id = %self.meta.call_id, path = %sink.part.display(),
+                kind = kind.as_str(), error = %msg, "recording disk error");
         }
     }
 
@@ -580,6 +610,7 @@ async fn run_writer(
 ) {
     let part = inner.root.join(format!("{rel}.part"));
     let window = inner.window;
+    let began_ms = inner.clock.now_ms();
     let (sink, ()) = blocking(Sink::open(part), |s| (s, ())).await;
     let mut w = Writer {
         aligner: Aligner::new(window, 60 * 1_000 * FRAMES_PER_MS),
@@ -589,6 +620,7 @@ async fn run_writer(
         pcm: Vec::new(),
         sink: Some(sink),
         reported_error: false,
+        began_ms,
     };
     w.check_error();
     let mut ctrl_open = true;
@@ -662,6 +694,15 @@ async fn finalize(mut w: Writer, end: Option<u64>, dropped: u64) -> FinishedReco
         }
     };
     let error = sink.error.as_ref().map(|(_, m)| m.clone());
+    if state == RecordingState::Finished {
+        // The disk takes recordings again: one that began after the fault is complete.
+        let mut fault = w.inner.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault.as_ref().is_some_and(|f| f.at < w.began_ms) {
+            tracing::info!(call_id = %w.meta.call_id, "recordings are written again after a disk error");
+            *fault = None;
+            w.inner.set_fault_gauge(None);
+        }
+    }
     w.inner.metrics.active.dec();
     w.inner
         .metrics

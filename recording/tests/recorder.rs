@@ -208,7 +208,18 @@ async fn unwritable_and_full_disks_are_reported_never_a_corrupt_file() {
         let day = root2.join("2025/11/24");
         std::fs::create_dir_all(&day).unwrap();
         std::os::unix::fs::symlink("/dev/full", day.join("c-full.wav.part")).unwrap();
-        let (rec2, reg2) = recorder(&root2, 100);
+        let clock = Arc::new(ManualClock::new(T0));
+        let reg2 = Registry::new();
+        let cfg = RecordingConfig {
+            root: root2.clone(),
+            queue_frames: 100,
+            ..Default::default()
+        };
+        let rec2 = Recorder::new(&cfg, &reg2, clock.clone());
+        assert!(
+            reg2.render()
+                .contains("hotline_recording_disk_fault{kind=\"full\"} 0")
+        );
         let mut h = rec2.start(meta("c-full")).unwrap();
         for i in 0..100u64 {
             h.push_frame(Direction::Agent, i * 160, &[5; 160]);
@@ -222,6 +233,21 @@ async fn unwritable_and_full_disks_are_reported_never_a_corrupt_file() {
         assert!(
             reg2.render()
                 .contains("hotline_recording_disk_errors_total{kind=\"full\"} 1")
+        );
+        // The fault stands (for /readyz) until a recording begun after it is complete.
+        assert!(
+            reg2.render()
+                .contains("hotline_recording_disk_fault{kind=\"full\"} 1")
+        );
+        clock.set(T0 + 1_000);
+        let mut h = rec2.start(meta("c-after")).unwrap();
+        h.push_frame(Direction::Agent, 0, &[5; 160]);
+        let report = h.finish(Some(160)).await.unwrap();
+        assert_eq!(report.state, RecordingState::Finished, "{report:?}");
+        assert_eq!(rec2.last_fault(), None);
+        assert!(
+            reg2.render()
+                .contains("hotline_recording_disk_fault{kind=\"full\"} 0")
         );
     }
 }

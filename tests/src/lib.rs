@@ -171,9 +171,20 @@ impl Server {
     /// Waits until the server's log holds `needle`, woken by every new log line (bounded by
     /// [`TIMEOUT`]). Blocks the calling thread: the server is another process.
     pub fn wait_log(&self, needle: &str) -> Result<()> {
+        self.wait_log_since(0, needle)
+    }
+
+    /// Where the server's log ends now: for [`Server::wait_log_since`].
+    pub fn log_mark(&self) -> usize {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Like [`Server::wait_log`], for a line written after `mark` (from [`Server::log_mark`]):
+    /// a line that the server writes more than once.
+    pub fn wait_log_since(&self, mark: usize, needle: &str) -> Result<()> {
         let deadline = std::time::Instant::now() + TIMEOUT;
         let mut log = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        while !log.contains(needle) {
+        while !log.get(mark..).unwrap_or("").contains(needle) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 bail!("`{needle}` never appeared in the server log:\n{log}");

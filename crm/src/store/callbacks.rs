@@ -72,6 +72,19 @@ impl CrmStore {
         &self,
         now: UnixMillis,
         rng: &dyn Rng,
+        new: NewCallback,
+    ) -> CrmResult<CallbackTask> {
+        let id = IdGenerator::new_id(now, rng);
+        self.create_callback_as(now, rng, &id, new).await
+    }
+
+    /// [`CrmStore::create_callback`] as task `id` (from `IdGenerator::new_id`): creating the
+    /// same id again changes nothing, so a write retried after a lost reply makes one task.
+    pub async fn create_callback_as(
+        &self,
+        now: UnixMillis,
+        rng: &dyn Rng,
+        id: &str,
         mut new: NewCallback,
     ) -> CrmResult<CallbackTask> {
         let policy = &self.config.callbacks;
@@ -80,13 +93,13 @@ impl CrmStore {
         }
         let contact = self.contact_by_phone(now, rng, &new.phone).await?;
         let s = Schedule::first(policy, new.requested_at);
-        let id = IdGenerator::new_id(now, rng);
         sqlx::query(
             "INSERT INTO crm_callbacks (id, source, phone, contact_id, call_id, ticket_id, queue, \
              note, status, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $10, $10) \
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&id)
+        .bind(id)
         .bind(new.source.as_str())
         .bind(contact.phone.as_deref().unwrap_or(&new.phone))
         .bind(&contact.id)
@@ -98,7 +111,7 @@ impl CrmStore {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        self.callback(&id).await
+        self.callback(id).await
     }
 
     /// Picks an answered call for a satisfaction follow-up with the configured probability.

@@ -202,16 +202,18 @@ impl CrmStore {
             .collect()
     }
 
-    /// Stores a period in which an agent was not ready.
-    pub async fn record_not_ready(&self, rng: &dyn Rng, p: &NotReadyPeriod) -> CrmResult<()> {
+    /// Stores a period in which an agent was not ready, as row `id` (from
+    /// `IdGenerator::new_id`): storing the same id again changes nothing, so a write retried
+    /// after a lost reply is not counted twice.
+    pub async fn record_not_ready(&self, id: &str, p: &NotReadyPeriod) -> CrmResult<()> {
         if p.to_at < p.from_at {
             return Err(CrmError::Invalid("示忙时段无效".into()));
         }
         sqlx::query(
             "INSERT INTO crm_agent_not_ready (id, agent, from_at, to_at, reason) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
         )
-        .bind(hotline_core::IdGenerator::new_id(p.from_at, rng))
+        .bind(id)
         .bind(&p.agent)
         .bind(p.from_at)
         .bind(p.to_at)

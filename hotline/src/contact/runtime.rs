@@ -693,9 +693,13 @@ impl Runtime {
                     at: r.at,
                 };
                 let now = self.now();
-                tokio::spawn(async move {
-                    if let Err(e) = crm.record_survey(now, rng.as_ref(), &answer).await {
-                        tracing::error!(error = %e, "storing the survey failed");
+                // An upsert by call: retried through a database outage (issue 12).
+                submit(self.writes.as_ref(), "survey", move || {
+                    let (crm, rng, answer) = (crm.clone(), rng.clone(), answer.clone());
+                    async move {
+                        crm.record_survey(now, rng.as_ref(), &answer)
+                            .await
+                            .map_err(crm_failure)
                     }
                 });
             }
@@ -764,9 +768,15 @@ impl Runtime {
             note: String::new(),
             requested_at: now,
         };
-        tokio::spawn(async move {
-            if let Err(e) = crm.create_callback(now, rng.as_ref(), new).await {
-                tracing::error!(error = %e, "storing the callback request failed");
+        // One id for every try: retried through a database outage, it makes one task.
+        let id = hotline_core::IdGenerator::new_id(now, rng.as_ref());
+        submit(self.writes.as_ref(), "callback request", move || {
+            let (crm, rng, id, new) = (crm.clone(), rng.clone(), id.clone(), new.clone());
+            async move {
+                crm.create_callback_as(now, rng.as_ref(), &id, new)
+                    .await
+                    .map(drop)
+                    .map_err(crm_failure)
             }
         });
     }
@@ -993,10 +1003,14 @@ impl Runtime {
                         to_at: at,
                         reason: was,
                     };
-                    let (crm, rng) = (self.crm.clone(), self.rng.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = crm.record_not_ready(rng.as_ref(), &period).await {
-                            tracing::error!(error = %e, "storing a not-ready period failed");
+                    let crm = self.crm.clone();
+                    let id = hotline_core::IdGenerator::new_id(from_at, self.rng.as_ref());
+                    submit(self.writes.as_ref(), "not-ready period", move || {
+                        let (crm, id, period) = (crm.clone(), id.clone(), period.clone());
+                        async move {
+                            crm.record_not_ready(&id, &period)
+                                .await
+                                .map_err(crm_failure)
                         }
                     });
                 }

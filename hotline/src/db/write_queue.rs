@@ -93,6 +93,9 @@ impl DbWriteQueue {
 impl WriteQueue for DbWriteQueue {
     fn submit(&self, what: &'static str, job: WriteJob) {
         self.pending.fetch_add(1, Ordering::SeqCst);
+        // Debug lines name each write as it is queued and stored: what an operator (or a
+        // test, with `log.filter` raised for this module) follows through an outage.
+        tracing::debug!("write queued: {what}");
         if self.tx.send((what, job)).is_err() {
             // The writer task is gone (shutdown): nothing will run it.
             self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -120,6 +123,7 @@ async fn run(
         loop {
             match job().await {
                 Ok(()) => {
+                    tracing::debug!("write stored: {what}");
                     if let Some(since) = outage_since.take() {
                         tracing::info!(
                             waited_ms = since.elapsed().as_millis() as u64,
@@ -139,17 +143,21 @@ async fn run(
                         tracing::error!(what, error = %e, budget_secs = budget.as_secs(), "a write was given up after retrying");
                         break;
                     }
+                    // The gauge first: whoever reads the warning then sees the queue.
+                    waiting.set(pending.load(Ordering::SeqCst) as i64);
                     if outage_since.is_none() {
                         outage_since = Some(tokio::time::Instant::now());
                         tracing::warn!(what, error = %e, "the database does not take writes; they are queued and retried");
                     }
-                    waiting.set(pending.load(Ordering::SeqCst) as i64);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
-        pending.fetch_sub(1, Ordering::SeqCst);
-        waiting.set(pending.load(Ordering::SeqCst) as i64);
+        let left = pending.fetch_sub(1, Ordering::SeqCst) - 1;
+        waiting.set(left as i64);
+        if left == 0 {
+            tracing::debug!("write queue empty");
+        }
     }
 }
 

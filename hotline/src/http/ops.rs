@@ -54,9 +54,9 @@ pub fn check_writable_dir(dir: &Path) -> Result<(), (PathProblem, String)> {
     result.map_err(|e| (PathProblem::NotWritable, e.to_string()))
 }
 
-/// `GET /readyz`: the process can do its work: the database answers and the recording
-/// archive is a writable directory. Details of a failure go to the log, not to the (public)
-/// answer.
+/// `GET /readyz`: the process can do its work: the database answers, the recording archive
+/// is a writable directory and no recording disk error stands. Details of a failure go to
+/// the log, not to the (public) answer.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
@@ -85,6 +85,25 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if let Err((problem, detail)) = &rec {
         tracing::error!(path = %shown, problem = problem.as_str(), error = %detail, "recording archive not usable");
     }
+    // The probe writes two bytes, which a full disk may still take: a recording that met a
+    // full (or unwritable) disk stands until a later recording is written completely.
+    let rec = rec.map_err(|(p, _)| p.as_str()).and_then(|()| {
+        ["full", "unwritable", "io"]
+            .into_iter()
+            .find(|k| {
+                state
+                    .metrics
+                    .sum("hotline_recording_disk_fault", &[("kind", k)])
+                    > 0
+            })
+            .map_or(Ok(()), |k| {
+                Err(match k {
+                    "full" => "disk_full",
+                    "unwritable" => "not_writable",
+                    _ => "disk_error",
+                })
+            })
+    });
     let ready = db_ok && rec.is_ok();
     let status = if ready {
         StatusCode::OK
@@ -97,7 +116,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": if ready { "ready" } else { "not_ready" },
             "checks": {
                 "database": if db_ok { "ok" } else { "unreachable" },
-                "recordings": rec.as_ref().map_or_else(|(p, _)| p.as_str(), |()| "ok"),
+                "recordings": rec.err().unwrap_or("ok"),
             },
         })),
     )

@@ -23,7 +23,10 @@ for r in "${rates[@]}"; do
   seat=$!
   (cd "$work" && sipp 127.0.0.1:5092 -sf "$root/bench/sipp/setup_call.xml" -s 02212345 -r "$r" -m "$n" \
      -mp 9100 -nostdin -timeout $((per + 30))s -trace_stat -stf "stat_$r.csv" -fd 1 >/dev/null 2>&1) || true
-  wait "$seat" || true
+  # The caller side is done, so every call is over; a seat that did not get all n calls
+  # (some failed) would wait on (sipp's -timeout does not end a UAS that is idle).
+  kill "$seat" 2>/dev/null || true
+  wait "$seat" 2>/dev/null || true
   read -r ok failed < <(sipp_counts "$work/stat_$r.csv")
   printf '%8s %10s %10s %10s %8s\n' "$r" "$n" "$ok" "$failed" \
     "$(awk -v f="$failed" -v n="$n" 'BEGIN { printf "%.2f", 100 * f / n }')"

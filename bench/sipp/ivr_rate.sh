@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Calls into the IVR at rising rates: each call is answered by hotline, hears the welcome
-# prompt for HOLD_MS, then hangs up. Prints one line per rate with successful and failed
+# Calls into the IVR at rising rates: each call is answered and recorded by hotline, hears
+# the welcome prompt, sends the digit 1 (RFC 4733) and hangs up after HOLD_MS. Prints one line per rate with successful and failed
 # calls; the highest rate with < 0.1 % failures is the result (bench/README.md).
 #
 #   bench/sipp/ivr_rate.sh [rates...]       default rates: 50 100 200 400 800

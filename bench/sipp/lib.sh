@@ -11,13 +11,14 @@ command -v sipp >/dev/null || { echo "sipp is needed (apt-get install sip-tester
 
 start_hotline() {
   local port=$1 routes=$2
-  cargo build --release -p hotline --bins >/dev/null
+  # bench/load.sh builds everything once and says so.
+  [ -n "${BENCH_BUILT:-}" ] || cargo build --release -p hotline --bins >/dev/null
   bin=${CARGO_TARGET_DIR:-target}/release/hotline
   [ -x "$bin" ] || bin="$PWD/$bin"
   work=$(mktemp -d)
   pid=
   trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$work"' EXIT
-  seat_pw=$("$bin" init --data-dir "$work/data" | sed -n 's/^ *seat 8001: *//p')
+  seat_pw=$("$bin" init --data-dir "$work/data" 2>"$work/init.log" | sed -n 's/^ *seat 8001: *//p')
   cat >"$work/hotline.toml" <<TOML
 [log]
 filter = "warn"

@@ -286,8 +286,8 @@ impl Engine {
             b_final: true,
             b_ack: None,
             ringing_sent: true,
-            rtp_a: (sock_a, port_a),
-            rtp_b: (Arc::new(sock_b), port_b),
+            rtp_a: (Some(sock_a), port_a),
+            rtp_b: (Some(Arc::new(sock_b)), port_b),
             relay: Some(cancel),
             stats,
             ring_deadline: UnixMillis::MAX,
@@ -576,10 +576,10 @@ impl Engine {
         call.record.bridged_at.get_or_insert(now);
         let mut ssrc = [0u8; 4];
         self.rng.fill(&mut ssrc);
-        if let Some(app) = call.app.as_mut() {
+        if let (Some(app), Some(sock_b)) = (call.app.as_mut(), call.rtp_b.0.clone()) {
             app.seat = SeatLeg::Bridged(seat.clone());
             let _ = app.media.send(MediaCmd::Bridge {
-                sock_b: call.rtp_b.0.clone(),
+                sock_b,
                 remote_b: answer.addr,
                 b_media,
                 ssrc_b: u32::from_be_bytes(ssrc),

@@ -60,8 +60,10 @@ pub(crate) struct Call {
     pub(crate) b_final: bool,
     pub(crate) b_ack: Option<Transmit>,
     pub(crate) ringing_sent: bool,
-    pub(crate) rtp_a: (Arc<UdpSocket>, u16),
-    pub(crate) rtp_b: (Arc<UdpSocket>, u16),
+    /// Each leg's RTP socket (dropped when the call ends, so that its port can be bound
+    /// again at once; the call itself is kept for T64 for retransmissions) and port.
+    pub(crate) rtp_a: (Option<Arc<UdpSocket>>, u16),
+    pub(crate) rtp_b: (Option<Arc<UdpSocket>>, u16),
     pub(crate) relay: Option<CancellationToken>,
     pub(crate) stats: Arc<RelayStats>,
     pub(crate) ring_deadline: UnixMillis,
@@ -231,7 +233,12 @@ impl Engine {
             r.headers
                 .push("Retry-After", self.cfg.trunk.retry_after_secs.to_string());
         }
-        tracing::info!(status, reason, call_id = req.call_id(), "INVITE refused");
+        if reason == "overload" {
+            // One warning per overload episode (note_queue_delay), not one line per call.
+            tracing::debug!(status, reason, call_id = req.call_id(), "INVITE refused");
+        } else {
+            tracing::info!(status, reason, call_id = req.call_id(), "INVITE refused");
+        }
         self.send_response(req, r, target);
     }
 
@@ -273,6 +280,10 @@ impl Engine {
         };
         if !self.rate.allow(now, source.ip()) {
             self.reject(&req, 503, target, "rate");
+            return;
+        }
+        if self.overload.shedding() {
+            self.reject(&req, 503, target, "overload");
             return;
         }
         let min_se = self.cfg.min_session_expires_secs;
@@ -483,8 +494,8 @@ impl Engine {
             b_final: false,
             b_ack: None,
             ringing_sent: false,
-            rtp_a: (Arc::new(sock_a), port_a),
-            rtp_b: (Arc::new(sock_b), port_b),
+            rtp_a: (Some(Arc::new(sock_a)), port_a),
+            rtp_b: (Some(Arc::new(sock_b)), port_b),
             relay: None,
             stats: Arc::new(RelayStats::default()),
             ring_deadline: now + ring_ms,
@@ -695,12 +706,11 @@ impl Engine {
         r.body = body;
         let (req, t) = (call.a_invite.clone(), call.a_resp_target);
         // The relay: leg A faces the caller, leg B the seat.
-        let (sock_a, sock_b, a_media, stats) = (
-            call.rtp_a.0.clone(),
-            call.rtp_b.0.clone(),
-            call.a_media,
-            call.stats.clone(),
-        );
+        let (Some(sock_a), Some(sock_b)) = (call.rtp_a.0.clone(), call.rtp_b.0.clone()) else {
+            // Only an ended call has given its sockets back.
+            return;
+        };
+        let (a_media, stats) = (call.a_media, call.stats.clone());
         let remote_a = call.a_offer.addr;
         let caller = call.record.caller.clone();
         let tap = self
@@ -1134,6 +1144,10 @@ impl Engine {
         let extra = std::mem::take(&mut call.extra_channel);
         let pt = call.transfer.take().map(|t| t.leg.rtp.1);
         call.channel = false;
+        // The sockets go now, not with the call at T64: at hundreds of calls per second the
+        // range wraps within T64, and a port still bound by an ended call cannot be reused.
+        call.rtp_a.0 = None;
+        call.rtp_b.0 = None;
         self.ports.release(pa);
         self.ports.release(pb);
         if let Some(p) = pt {

@@ -31,6 +31,10 @@ pub struct GatewayConfig {
     pub routes: Vec<DidRoute>,
     /// Inbound INVITEs per source IP per second before 503. Default 20.
     pub max_calls_per_second_per_source: u32,
+    /// Overload control: when a SIP message has waited this long (ms) between the socket and
+    /// the engine, new INVITEs get 503 with Retry-After until the wait is under a quarter of
+    /// it (`overload` module). 0 = off. Default 200.
+    pub overload_lag_ms: u64,
     /// OPTIONS qualify interval for registered seat contacts and trunk peers, seconds. 0 = off.
     /// Default 30.
     pub qualify_interval_secs: u64,
@@ -81,6 +85,7 @@ impl Default for GatewayConfig {
             auth: AuthConfig::default(),
             routes: Vec::new(),
             max_calls_per_second_per_source: 20,
+            overload_lag_ms: 200,
             qualify_interval_secs: 30,
             ring_timeout_secs: 60,
             min_session_expires_secs: 90,

@@ -39,6 +39,7 @@ pub(crate) struct Metrics {
     pub(crate) auth_blocks: Series,
     pub(crate) flood_dropped: Series,
     pub(crate) flood_blocks: Series,
+    pub(crate) overload: Series,
     pub(crate) bindings: Series,
     pub(crate) channels_in_use: Series,
     pub(crate) active_calls: Series,
@@ -97,6 +98,12 @@ impl Metrics {
                     "Addresses (neither trunk peer nor seat) blocked after too many refused requests",
                 )
                 .plain(),
+            overload: r
+                .gauge(
+                    "hotline_sip_overload",
+                    "1 while new calls are refused because the SIP engine is behind (sip.overload_lag_ms)",
+                )
+                .plain(),
             bindings: r
                 .gauge("hotline_sip_registrations", "Registered seat contacts")
                 .plain(),
@@ -110,7 +117,7 @@ impl Metrics {
             ),
             rejected: r.counter(
                 "hotline_sip_calls_rejected_total",
-                "INVITEs refused before ringing, by reason (acl, channels, rate, route, codec, unavailable)",
+                "INVITEs refused before ringing, by reason (acl, channels, rate, overload, route, codec, unavailable)",
             ),
             rtp_caller_to_seat: rtp.with(&[("direction", "caller_to_seat")]),
             rtp_seat_to_caller: rtp.with(&[("direction", "seat_to_caller")]),
@@ -167,6 +174,7 @@ pub(crate) struct Engine {
     pub(crate) acl: PeerAcl,
     pub(crate) cap: ChannelCap,
     pub(crate) rate: RateLimit,
+    pub(crate) overload: crate::overload::OverloadGuard,
     pub(crate) routes: HashMap<String, RouteTarget>,
     pub(crate) ports: PortAllocator,
     pub(crate) calls: HashMap<String, Call>,
@@ -258,6 +266,7 @@ impl Engine {
             acl: PeerAcl::new(&cfg.trunk.peers),
             cap: ChannelCap::new(cfg.trunk.channels),
             rate: RateLimit::new(cfg.max_calls_per_second_per_source),
+            overload: crate::overload::OverloadGuard::new(cfg.overload_lag_ms),
             ports: PortAllocator::new(cfg.rtp.port_min, cfg.rtp.port_max),
             public_ip: cfg.public_ip(),
             routes,
@@ -340,6 +349,25 @@ impl Engine {
     }
 
     // ---- inbound -------------------------------------------------------------------------
+
+    /// How long the message about to be handled waited between the socket and the engine
+    /// (measured by the driver): the engine's backlog, for overload control.
+    pub(crate) fn note_queue_delay(&mut self, waited_ms: u64) {
+        match self.overload.note(waited_ms) {
+            Some(crate::overload::Transition::Shedding) => {
+                self.m.overload.set(1);
+                tracing::warn!(
+                    waited_ms,
+                    "SIP overload: new calls are refused with 503 until the backlog clears"
+                );
+            }
+            Some(crate::overload::Transition::Recovered) => {
+                self.m.overload.set(0);
+                tracing::warn!(waited_ms, "SIP overload over: new calls are accepted again");
+            }
+            None => {}
+        }
+    }
 
     pub(crate) async fn handle_inbound(
         &mut self,

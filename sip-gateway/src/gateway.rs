@@ -96,6 +96,8 @@ struct Inbound {
     transport: Transport,
     source: SocketAddr,
     data: Vec<u8>,
+    /// When it left the socket: the engine's backlog is measured from it (overload control).
+    at: std::time::Instant,
 }
 
 type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
@@ -392,6 +394,7 @@ async fn run(
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(m) = inbound.recv() => {
+                engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
                 engine.handle_inbound(m.transport, m.source, &m.data).await;
             }
             Some(c) = commands.recv() => engine.handle_command(c).await,
@@ -477,7 +480,7 @@ async fn udp_reader(
                     // Oversize datagrams are passed on truncated to max+1 so the engine counts
                     // them; it never parses them.
                     let data = buf[..n.min(max + 1)].to_vec();
-                    if tx.send(Inbound { transport: Transport::Udp, source, data }).await.is_err() {
+                    if tx.send(Inbound { transport: Transport::Udp, source, data, at: std::time::Instant::now() }).await.is_err() {
                         return;
                     }
                 }
@@ -568,7 +571,7 @@ async fn connection(
                     if buf.len() < total { break }
                     let frame: Vec<u8> = buf.drain(..total).collect();
                     if let Some(tx) = &inbound
-                        && tx.send(Inbound { transport: Transport::Tcp, source: peer, data: frame }).await.is_err()
+                        && tx.send(Inbound { transport: Transport::Tcp, source: peer, data: frame, at: std::time::Instant::now() }).await.is_err()
                     {
                         break 'outer;
                     }

@@ -21,6 +21,8 @@
 //! tables.
 
 pub mod app;
+#[doc(hidden)]
+pub mod benching;
 mod call;
 pub mod config;
 pub mod digest;
@@ -31,6 +33,7 @@ pub mod fuzzing;
 mod gateway;
 pub mod media;
 mod outbound;
+mod overload;
 pub mod policy;
 mod registrar;
 mod rtp;

@@ -229,29 +229,33 @@ impl PortAllocator {
         }
     }
 
-    /// Candidate ports to try, in order, skipping those in use.
-    pub(crate) fn candidates(&self) -> Vec<u16> {
-        let mut v = Vec::new();
+    /// The even port after `p`, wrapping at the end of the range.
+    fn step(&self, p: u16) -> u16 {
+        if p + 2 > self.max { self.min } else { p + 2 }
+    }
+
+    /// Candidate ports to try, in order from the last one handed out, skipping those in
+    /// use. Lazy: the first free port is found without walking the whole range (which is
+    /// 20,000 ports by default, and `bind_rtp` runs twice per call).
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = u16> + '_ {
         let mut p = self.next;
-        loop {
-            if !self.in_use.contains(&p) {
-                v.push(p);
+        let mut done = false;
+        std::iter::from_fn(move || {
+            while !done {
+                let here = p;
+                p = self.step(p);
+                done = p == self.next;
+                if !self.in_use.contains(&here) {
+                    return Some(here);
+                }
             }
-            p = if p + 2 > self.max { self.min } else { p + 2 };
-            if p == self.next {
-                break;
-            }
-        }
-        v
+            None
+        })
     }
 
     pub(crate) fn mark_used(&mut self, port: u16) {
         self.in_use.insert(port);
-        self.next = if port + 2 > self.max {
-            self.min
-        } else {
-            port + 2
-        };
+        self.next = self.step(port);
     }
 
     pub(crate) fn release(&mut self, port: u16) {
@@ -261,7 +265,10 @@ impl PortAllocator {
 
 /// Binds one RTP socket on `ip` from the range.
 pub(crate) fn bind_rtp(ports: &mut PortAllocator, ip: IpAddr) -> Option<(UdpSocket, u16)> {
-    for p in ports.candidates() {
+    // A port free in our books may still be taken by another process: try the next ones.
+    let mut taken = Vec::new();
+    loop {
+        let p = ports.candidates().find(|c| !taken.contains(c))?;
         if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(ip, p))
             && s.set_nonblocking(true).is_ok()
             && let Ok(sock) = UdpSocket::from_std(s)
@@ -269,8 +276,8 @@ pub(crate) fn bind_rtp(ports: &mut PortAllocator, ip: IpAddr) -> Option<(UdpSock
             ports.mark_used(p);
             return Some((sock, p));
         }
+        taken.push(p);
     }
-    None
 }
 
 /// Packet counts of one relay, readable by the call and by tests.
@@ -560,12 +567,15 @@ mod tests {
     #[test]
     fn port_allocator_uses_even_ports_and_wraps() {
         let mut p = PortAllocator::new(20001, 20006);
-        assert_eq!(p.candidates(), vec![20002, 20004, 20006]);
+        assert_eq!(
+            p.candidates().collect::<Vec<_>>(),
+            vec![20002, 20004, 20006]
+        );
         p.mark_used(20002);
-        assert_eq!(p.candidates(), vec![20004, 20006]);
+        assert_eq!(p.candidates().collect::<Vec<_>>(), vec![20004, 20006]);
         p.mark_used(20006);
-        assert_eq!(p.candidates(), vec![20004]);
+        assert_eq!(p.candidates().collect::<Vec<_>>(), vec![20004]);
         p.release(20002);
-        assert_eq!(p.candidates(), vec![20002, 20004]);
+        assert_eq!(p.candidates().collect::<Vec<_>>(), vec![20002, 20004]);
     }
 }

@@ -285,12 +285,11 @@ impl Engine {
             c.cancel();
         }
         let old_port = call.rtp_b.1;
-        let (sock_a, remote_a, a_media, stats) = (
-            call.rtp_a.0.clone(),
-            call.a_offer.addr,
-            call.a_media,
-            call.stats.clone(),
-        );
+        let Some(sock_a) = call.rtp_a.0.clone() else {
+            // The call ended meanwhile (its sockets are gone).
+            return;
+        };
+        let (remote_a, a_media, stats) = (call.a_offer.addr, call.a_media, call.stats.clone());
         let sock_b = t.leg.rtp.0.clone();
         call.b = t.leg.d.clone();
         call.b_invite = t.leg.invite.clone();
@@ -298,7 +297,7 @@ impl Engine {
         call.b_media = Some(b_media);
         call.b_final = true;
         call.b_ack = t.leg.ack.clone();
-        call.rtp_b = t.leg.rtp.clone();
+        call.rtp_b = (Some(t.leg.rtp.0.clone()), t.leg.rtp.1);
         call.b_gone = false;
         call.record.b_call_id = Some(t.leg.d.call_id.clone());
         call.record.b_codec = Some(b_media.codec.name().into());

@@ -12,7 +12,8 @@
 //!   rtpload --gateway 127.0.0.1:5091 --did 02212345 --password PW [--pid PID] 100 500 1000
 //!
 //! Prints one line per level, with the tool's own CPU (% of one core) over the hold; `--pid`
-//! adds the gateway's CPU over the hold and its RSS at the end of it. Latency is receive time
+//! adds the gateway's CPU over the hold and its RSS at the end of it, and per call: CPU (% of
+//! one core) and the RSS the level added to the gateway's idle RSS (KiB). Latency is receive time
 //! minus send stamp, both taken in user space, so it includes the tool's own scheduling: an
 //! upper bound of what the relay adds.
 
@@ -172,7 +173,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     println!(
-        "{:>6} {:>6} {:>6} | {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} | {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>8} {:>6} {:>6}",
+        "{:>6} {:>6} {:>6} | {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} | {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>8} {:>6} {:>6} {:>9} {:>8}",
         "calls",
         "up",
         "failed",
@@ -191,10 +192,18 @@ fn main() -> anyhow::Result<()> {
         "cpu%",
         "rss_MiB",
         "tool%",
-        "late"
+        "late",
+        "cpu%/call",
+        "KiB/call"
     );
+    // The gateway's memory with the seat registered and no call: per-call figures are
+    // what each level adds to it.
+    let idle_rss = rss_kib(args.pid);
+    if let Some(k) = idle_rss {
+        eprintln!("hotline idle RSS: {:.1} MiB", k as f64 / 1024.0);
+    }
     for (run, &n) in (1u32..).zip(&args.levels) {
-        let line = run_level(&args, &shared, &trunk, &seat, run, n)?;
+        let line = run_level(&args, &shared, &trunk, &seat, run, n, idle_rss)?;
         println!("{line}");
     }
     shared.stop.store(true, Ordering::Relaxed);
@@ -213,6 +222,7 @@ fn run_level(
     seat: &Seat,
     run: u32,
     n: usize,
+    idle_rss: Option<u64>,
 ) -> anyhow::Result<String> {
     *shared.at_seat.lock().unwrap() = DirectionStats::default();
     *shared.at_caller.lock().unwrap() = DirectionStats::default();
@@ -281,10 +291,21 @@ fn run_level(
         ),
         _ => "-".into(),
     };
+    let cpu_per_call = match (cpu0, cpu1) {
+        (Some(a), Some(b)) if up > 0 => format!(
+            "{:.4}",
+            100.0 * b.saturating_sub(a) as f64 / clk_tck() / (t1 - t0).as_secs_f64() / up as f64
+        ),
+        _ => "-".into(),
+    };
+    let kib_per_call = match (rss, idle_rss) {
+        (Some(r), Some(i)) if up > 0 => format!("{:.1}", r.saturating_sub(i) as f64 / up as f64),
+        _ => "-".into(),
+    };
     let (cpu, own) = (percent(cpu0, cpu1), percent(own0, own1));
     let rss = rss.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0));
     Ok(format!(
-        "{n:>6} {up:>6} {failed:>6} | {} | {} | {cpu:>6} {rss:>8} {own:>6} {:>6}",
+        "{n:>6} {up:>6} {failed:>6} | {} | {} | {cpu:>6} {rss:>8} {own:>6} {:>6} {cpu_per_call:>9} {kib_per_call:>8}",
         direction(to_seat, &mut at_seat),
         direction(to_caller, &mut at_caller),
         shared.late_ticks.load(Ordering::Relaxed)

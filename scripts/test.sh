@@ -58,6 +58,17 @@ else
   say "storage tests on SQLite only (TEST_DATABASE_URL is empty)"
 fi
 
+# --- supply chain: licenses, banned crates, sources (cargo-deny, policy in deny.toml) -------
+# The advisories check is not run: it fetches the RustSec database from GitHub, which CI
+# cannot reach (docs/robustness.md). cargo-deny comes from crates.io, pinned.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $CARGO_DENY_VERSION"; then
+  say "cargo install cargo-deny $CARGO_DENY_VERSION"
+  cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION"
+fi
+say "cargo deny check bans licenses sources"
+cargo deny --locked check --hide-inclusion-graph bans licenses sources
+
 # --- format, lints, build, tests -----------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

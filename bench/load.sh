@@ -7,9 +7,9 @@
 #
 # Stages (each script also runs alone; see its header):
 #   held calls   bench/sipp/held_calls.sh    LEVELS (100 500 1000 2000), HOLD (10 s), RATE (200/s)
-#   short calls  bench/sipp/call_setup.sh    SHORT_RATES (1000 2000 3000 4000): INVITE/200/ACK/BYE to a seat
-#   IVR calls    bench/sipp/ivr_rate.sh      IVR_RATES (250 500 750 1000): answer, record, prompt, DTMF, BYE at 2 s
-#   REGISTER     bench/sipp/register_rate.sh REGISTER_RATES (500 1000 2000 4000): digest, binding stored
+#   short calls  bench/sipp/call_setup.sh    SHORT_RATES (1000 1500 2000 3000): INVITE/200/ACK/BYE to a seat
+#   IVR calls    bench/sipp/ivr_rate.sh      IVR_RATES (500 1000 1500 2000): answer, record, prompt, DTMF, BYE at 2 s
+#   REGISTER     bench/sipp/register_rate.sh REGISTER_RATES (1000 2000 4000 8000): digest, binding stored
 # SECONDS_PER_RATE (10) for the rate stages. Needs sipp (Debian sip-tester) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +31,9 @@ stage() {
 # shellcheck disable=SC2086 # the level and rate lists are word lists
 {
   stage held bench/sipp/held_calls.sh ${LEVELS:-100 500 1000 2000}
-  stage short bench/sipp/call_setup.sh ${SHORT_RATES:-1000 2000 3000 4000}
-  stage ivr bench/sipp/ivr_rate.sh ${IVR_RATES:-250 500 750 1000}
-  stage register bench/sipp/register_rate.sh ${REGISTER_RATES:-500 1000 2000 4000}
+  stage short bench/sipp/call_setup.sh ${SHORT_RATES:-1000 1500 2000 3000}
+  stage ivr bench/sipp/ivr_rate.sh ${IVR_RATES:-500 1000 1500 2000}
+  stage register bench/sipp/register_rate.sh ${REGISTER_RATES:-1000 2000 4000 8000}
 }
 
 # The highest rate with < 0.1 % failures, and the first rate past it (if any).

@@ -755,7 +755,7 @@ impl Engine {
                 self.qualified(q, false);
             } else if let Some(id) = self.by_sip.get(&t.call_id).cloned() {
                 if self.c2c.contains_key(&id) {
-                    self.handle_c2c_timeout(&id, &t.method).await;
+                    self.handle_c2c_timeout(&id, &t.method, &t.call_id).await;
                 } else {
                     self.handle_call_timeout(&id, &t.method).await;
                 }

@@ -46,17 +46,28 @@ pub(crate) struct UacLeg {
 pub(crate) struct ClickCall {
     pub(crate) id: String,
     pub(crate) state: C2cState,
-    record: CallRecord,
-    seat: UacLeg,
-    customer: Option<UacLeg>,
+    pub(crate) record: CallRecord,
+    /// The agent's leg: after a blind transfer (REFER), the new seat's or number's leg.
+    pub(crate) seat: UacLeg,
+    pub(crate) customer: Option<UacLeg>,
     customer_call_id: String,
     customer_rtp: Option<(Arc<UdpSocket>, u16)>,
-    number: String,
+    pub(crate) number: String,
     peer: Target,
-    relay: Option<CancellationToken>,
-    stats: Arc<RelayStats>,
+    pub(crate) relay: Option<CancellationToken>,
+    pub(crate) stats: Arc<RelayStats>,
     deadline: UnixMillis,
     gc_at: Option<UnixMillis>,
+    /// The call's recording, opened with the first relay and finished with the call, so
+    /// that a transfer goes on recording into the same file.
+    pub(crate) tap: Option<crate::rtp::SharedTap>,
+    pub(crate) tap_origin: UnixMillis,
+    /// A blind transfer in progress (REFER from the agent's seat).
+    pub(crate) transfer: Option<crate::transfer::Transfer>,
+    /// The transfer goes over the trunk: it holds a second channel.
+    pub(crate) extra_channel: bool,
+    /// Call-IDs of legs replaced or abandoned by transfers, forgotten at garbage collection.
+    pub(crate) retired: Vec<String>,
 }
 
 impl ClickCall {
@@ -241,6 +252,11 @@ impl Engine {
                 stats: Arc::new(RelayStats::default()),
                 deadline: now + ring_ms,
                 gc_at: None,
+                tap: None,
+                tap_origin: now,
+                transfer: None,
+                extra_channel: false,
+                retired: Vec::new(),
             },
         );
         self.m.active_calls.inc();
@@ -341,6 +357,15 @@ impl Engine {
     pub(crate) async fn handle_c2c_response(&mut self, id: &str, resp: Response) {
         let now = self.now();
         if resp.cseq().1 != "INVITE" {
+            return;
+        }
+        if self
+            .c2c
+            .get(id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.leg.d.call_id == resp.call_id())
+        {
+            self.handle_c2c_transfer_response(id, resp).await;
             return;
         }
         let Some(mut call) = self.c2c.remove(id) else {
@@ -542,7 +567,7 @@ impl Engine {
     /// customer on the left channel): at the answer, or earlier at the customer network's
     /// early media — then the recording holds that announcement too, which is what staff
     /// want to hear when a callback "did not get through".
-    fn start_c2c_relay(&mut self, id: &str, call: &mut ClickCall, now: UnixMillis) {
+    pub(crate) fn start_c2c_relay(&mut self, id: &str, call: &mut ClickCall, now: UnixMillis) {
         let (Some((c_media, c_addr)), Some((s_media, s_addr))) = (
             call.customer.as_ref().and_then(|l| l.media),
             call.seat.media,
@@ -552,6 +577,12 @@ impl Engine {
         let Some(sock_a) = call.customer.as_ref().map(|l| l.rtp.0.clone()) else {
             return;
         };
+        if call.tap.is_none() {
+            call.tap = self
+                .open_tap(id, &call.record.callee, now)
+                .map(|t| Arc::new(std::sync::Mutex::new(Some(t))));
+            call.tap_origin = now;
+        }
         let mut seed = [0u8; 12];
         self.rng.fill(&mut seed);
         let w = |i: usize| u32::from_be_bytes([seed[i], seed[i + 1], seed[i + 2], seed[i + 3]]);
@@ -570,11 +601,9 @@ impl Engine {
             metric_a_to_b: self.m.rtp_caller_to_seat.clone(),
             metric_b_to_a: self.m.rtp_seat_to_caller.clone(),
             cancel: cancel.clone(),
-            tap: self
-                .open_tap(id, &call.record.callee, now)
-                .map(|t| Arc::new(std::sync::Mutex::new(Some(t)))),
-            origin: now,
-            finish_tap: true,
+            tap: call.tap.clone(),
+            origin: call.tap_origin,
+            finish_tap: false,
         });
         call.relay = Some(cancel);
     }
@@ -638,6 +667,16 @@ impl Engine {
             return;
         };
         let from_seat = call.seat.d.call_id == call_id;
+        let from_customer = call
+            .customer
+            .as_ref()
+            .is_some_and(|l| l.d.call_id == call_id);
+        if !from_seat && !from_customer {
+            // The seat that transferred the call away (RFC 5589 §6.1: the transferor hangs
+            // up), or the transfer's new leg before it was answered: the call goes on.
+            self.c2c.insert(id.to_string(), call);
+            return;
+        }
         match call.state {
             C2cState::Ended => {}
             C2cState::Answered => {
@@ -686,6 +725,9 @@ impl Engine {
             if let Some(c) = self.c2c.remove(&id) {
                 self.by_sip.remove(&c.seat.d.call_id);
                 self.by_sip.remove(&c.customer_call_id);
+                for old in &c.retired {
+                    self.by_sip.remove(old);
+                }
                 self.txns.cancel_client(&c.seat.branch, "INVITE");
                 if let Some(l) = &c.customer {
                     self.txns.cancel_client(&l.branch, "INVITE");
@@ -721,8 +763,19 @@ impl Engine {
         self.finish_c2c(id, cause, "system").await;
     }
 
-    pub(crate) async fn handle_c2c_timeout(&mut self, id: &str, method: &str) {
-        if method == "INVITE" {
+    pub(crate) async fn handle_c2c_timeout(&mut self, id: &str, method: &str, call_id: &str) {
+        if method != "INVITE" {
+            return;
+        }
+        let transfer_leg = self
+            .c2c
+            .get(id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.leg.d.call_id == call_id);
+        if transfer_leg {
+            // Timer B on the transfer's new leg: the transfer failed, the call goes on.
+            self.fail_c2c_transfer(id, 408).await;
+        } else {
             self.end_c2c(id, "unavailable").await;
         }
     }
@@ -740,6 +793,11 @@ impl Engine {
         if let Some(c) = call.relay.take() {
             c.cancel();
         }
+        if let Some(t) = call.tap.take() {
+            crate::rtp::finish_tap(&t, call.tap_origin, now);
+        }
+        let transfer = call.transfer.take();
+        let extra = std::mem::take(&mut call.extra_channel);
         call.record.ended_at = Some(now);
         call.record.end_cause = Some(cause.to_string());
         call.record.hangup_side = Some(side.to_string());
@@ -752,8 +810,20 @@ impl Engine {
             ports.push(*p);
         }
         call.customer_rtp = None;
+        if let Some(mut t) = transfer {
+            // The transfer's new leg goes with the call.
+            if t.leg.final_ {
+                self.uac_bye(&mut t.leg.d);
+            } else {
+                self.uac_cancel(&t.leg);
+            }
+            ports.push(t.leg.rtp.1);
+        }
         for p in ports {
             self.ports.release(p);
+        }
+        if extra {
+            self.cap.release();
         }
         self.cap.release();
         self.m.channels_in_use.set(i64::from(self.cap.in_use()));

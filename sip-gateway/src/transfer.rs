@@ -8,12 +8,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hotline_core::UnixMillis;
 use hotline_core::events::{CallEvent, Event};
 
-use crate::call::State;
+use crate::call::{Dialog, State};
 use crate::config::is_seat_number;
 use crate::engine::Engine;
-use crate::outbound::UacLeg;
+use crate::outbound::{C2cState, UacLeg};
 use crate::policy::outbound_allowed;
 use crate::rtp::{LegMedia, bind_rtp};
 use crate::sdp;
@@ -36,9 +37,11 @@ impl Engine {
             return;
         };
         let Some(call) = self.calls.get(&id) else {
-            // Click-to-call legs are not transferable yet.
-            let code = if self.c2c.contains_key(&id) { 403 } else { 481 };
-            self.reply(req, code, target);
+            if self.c2c.contains_key(&id) {
+                self.handle_c2c_refer(&id, req, target);
+            } else {
+                self.reply(req, 481, target);
+            }
             return;
         };
         // Only the seat may transfer, and only an answered call.
@@ -50,45 +53,15 @@ impl Engine {
             self.reply(req, 491, target);
             return;
         }
-        let Some(dest) = req
-            .headers
-            .get("Refer-To")
-            .and_then(NameAddr::parse)
-            .and_then(|n| n.user())
-        else {
+        let Some(dest) = refer_to(req) else {
             self.reply(req, 400, target);
             return;
         };
         let caller = call.record.caller.clone();
-        let seat_binding = is_seat_number(&dest)
-            .then(|| {
-                self.registrar
-                    .reachable_contacts(&dest, now)
-                    .into_iter()
-                    .find_map(|b| {
-                        let addr: SocketAddr = b.source.parse().ok()?;
-                        Some((
-                            Target {
-                                transport: Transport::parse(&b.transport),
-                                addr,
-                            },
-                            b.contact,
-                        ))
-                    })
-            })
-            .flatten();
-        let (leg_target, ruri, external) = match seat_binding {
-            Some((t, contact)) => (t, contact, false),
-            None => match self.outbound_peer() {
-                Some((_, peer)) if outbound_allowed(&self.cfg.trunk.outbound_allow, &dest) => {
-                    (peer, format!("sip:{dest}@{}", peer.addr), true)
-                }
-                // Neither a reachable seat nor an allowed number (toll-fraud guard).
-                _ => {
-                    self.reply(req, 403, target);
-                    return;
-                }
-            },
+        let Some((leg_target, ruri, external)) = self.refer_destination(&dest, now) else {
+            // Neither a reachable seat nor an allowed number (toll-fraud guard).
+            self.reply(req, 403, target);
+            return;
         };
         if external && !self.cap.try_acquire() {
             self.reply(req, 503, target);
@@ -107,32 +80,16 @@ impl Engine {
         let r = sip::response_to(req, 202, None);
         self.send_response(req, r, target);
         self.send_refer_notify(&id, "SIP/2.0 100 Trying", false);
-        let from = format!(
-            "<sip:{}@{}>;tag={}",
-            if caller.is_empty() {
-                "anonymous"
-            } else {
-                &caller
-            },
-            self.host_port(),
-            self.token(6)
-        );
-        let to = if external {
-            format!("<{ruri}>")
-        } else {
-            format!("<sip:{dest}@{}>", self.host_port())
-        };
-        let call_id = format!("{}@{}", self.token(12), self.public_ip);
-        let leg = self.send_uac_invite(
+        let leg = self.send_transfer_invite(
             now,
+            &caller,
+            &dest,
             leg_target,
             ruri,
-            from,
-            to,
-            call_id.clone(),
+            external,
             (Arc::new(sock), port),
         );
-        self.by_sip.insert(call_id, id.clone());
+        self.by_sip.insert(leg.d.call_id.clone(), id.clone());
         if let Some(call) = self.calls.get_mut(&id) {
             call.transfer = Some(Transfer {
                 leg,
@@ -143,18 +100,95 @@ impl Engine {
         tracing::info!(call = %id, target = %dest, "blind transfer started");
     }
 
+    /// Where a REFER's target is called: a reachable registered seat, or an allow-listed
+    /// number over the trunk (third: whether it goes over the trunk). None: refused.
+    fn refer_destination(&self, dest: &str, now: UnixMillis) -> Option<(Target, String, bool)> {
+        let seat_binding = is_seat_number(dest)
+            .then(|| {
+                self.registrar
+                    .reachable_contacts(dest, now)
+                    .into_iter()
+                    .find_map(|b| {
+                        let addr: SocketAddr = b.source.parse().ok()?;
+                        Some((
+                            Target {
+                                transport: Transport::parse(&b.transport),
+                                addr,
+                            },
+                            b.contact,
+                        ))
+                    })
+            })
+            .flatten();
+        match seat_binding {
+            Some((t, contact)) => Some((t, contact, false)),
+            None => match self.outbound_peer() {
+                Some((_, peer)) if outbound_allowed(&self.cfg.trunk.outbound_allow, dest) => {
+                    Some((peer, format!("sip:{dest}@{}", peer.addr), true))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// The INVITE of a transfer's new leg, shown to the target as coming from `caller`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_transfer_invite(
+        &mut self,
+        now: UnixMillis,
+        caller: &str,
+        dest: &str,
+        leg_target: Target,
+        ruri: String,
+        external: bool,
+        rtp: (Arc<tokio::net::UdpSocket>, u16),
+    ) -> UacLeg {
+        let from = format!(
+            "<sip:{}@{}>;tag={}",
+            if caller.is_empty() {
+                "anonymous"
+            } else {
+                caller
+            },
+            self.host_port(),
+            self.token(6)
+        );
+        let to = if external {
+            format!("<{ruri}>")
+        } else {
+            format!("<sip:{dest}@{}>", self.host_port())
+        };
+        let call_id = format!("{}@{}", self.token(12), self.public_ip);
+        self.send_uac_invite(now, leg_target, ruri, from, to, call_id, rtp)
+    }
+
     /// NOTIFY in the seat's dialog with the transfer's progress (RFC 3515 §2.4.4).
     fn send_refer_notify(&mut self, id: &str, frag: &str, terminated: bool) {
-        let now = self.now();
-        let branch = self.new_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         if call.b_gone {
             return;
         }
-        let d = &mut call.b;
-        d.local_cseq += 1;
+        call.b.local_cseq += 1;
+        let d = call.b.clone();
+        self.send_notify_in(&d, frag, terminated);
+    }
+
+    /// The same NOTIFY in the agent's leg of a click-to-call.
+    fn send_c2c_refer_notify(&mut self, id: &str, frag: &str, terminated: bool) {
+        let Some(call) = self.c2c.get_mut(id) else {
+            return;
+        };
+        call.seat.d.local_cseq += 1;
+        let d = call.seat.d.clone();
+        self.send_notify_in(&d, frag, terminated);
+    }
+
+    /// Sends a `refer` NOTIFY in dialog `d` (its CSeq already counted).
+    fn send_notify_in(&mut self, d: &Dialog, frag: &str, terminated: bool) {
+        let now = self.now();
+        let branch = self.new_branch();
         let mut n = Request {
             method: "NOTIFY".into(),
             uri: d.remote_target.clone(),
@@ -326,4 +360,166 @@ impl Engine {
         }));
         tracing::info!(call = %id, target = %t.target, "blind transfer completed");
     }
+
+    /// REFER from the agent's seat in an answered click-to-call: the customer is handed to
+    /// another seat or an allow-listed number, as for inbound calls (RFC 5589 §6.1).
+    fn handle_c2c_refer(&mut self, id: &str, req: &Request, target: Target) {
+        let now = self.now();
+        let Some(call) = self.c2c.get(id) else {
+            self.reply(req, 481, target);
+            return;
+        };
+        // Only the agent's leg transfers, and only once the customer is on the line.
+        if call.state != C2cState::Answered || req.call_id() != call.seat.d.call_id {
+            self.reply(req, 403, target);
+            return;
+        }
+        if call.transfer.is_some() {
+            self.reply(req, 491, target);
+            return;
+        }
+        let customer = call.number.clone();
+        let Some(dest) = refer_to(req) else {
+            self.reply(req, 400, target);
+            return;
+        };
+        let Some((leg_target, ruri, external)) = self.refer_destination(&dest, now) else {
+            self.reply(req, 403, target);
+            return;
+        };
+        if external && !self.cap.try_acquire() {
+            self.reply(req, 503, target);
+            return;
+        }
+        let Some((sock, port)) = bind_rtp(&mut self.ports, self.cfg.listen.ip()) else {
+            if external {
+                self.cap.release();
+            }
+            self.reply(req, 503, target);
+            return;
+        };
+        self.m.channels_in_use.set(i64::from(self.cap.in_use()));
+        let r = sip::response_to(req, 202, None);
+        self.send_response(req, r, target);
+        self.send_c2c_refer_notify(id, "SIP/2.0 100 Trying", false);
+        // The target's phone shows the customer's number.
+        let leg = self.send_transfer_invite(
+            now,
+            &customer,
+            &dest,
+            leg_target,
+            ruri,
+            external,
+            (Arc::new(sock), port),
+        );
+        self.by_sip.insert(leg.d.call_id.clone(), id.to_string());
+        if let Some(call) = self.c2c.get_mut(id) {
+            call.transfer = Some(Transfer {
+                leg,
+                target: dest.clone(),
+            });
+            call.extra_channel = external;
+        }
+        tracing::info!(call = %id, target = %dest, "click-to-call: blind transfer started");
+    }
+
+    /// A final answer on a click-to-call transfer's new leg: on 2xx with SDP the customer is
+    /// re-bridged to it and the agent's old leg hung up; otherwise the transfer fails and the
+    /// agent keeps the customer.
+    pub(crate) async fn handle_c2c_transfer_response(&mut self, id: &str, resp: Response) {
+        let now = self.now();
+        let Some(mut t) = self.c2c.get_mut(id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        if resp.status < 200 || t.leg.final_ {
+            if t.leg.final_ && resp.status < 300 {
+                // A retransmitted 2xx: ACK again (RFC 3261 §13.2.2.4).
+                if let Some(a) = t.leg.ack.clone() {
+                    self.out.push(a);
+                }
+            }
+            if let Some(c) = self.c2c.get_mut(id) {
+                c.transfer = Some(t);
+            }
+            return;
+        }
+        t.leg.final_ = true;
+        let ack = self.uac_ack(&mut t.leg, &resp);
+        let media = (resp.status < 300)
+            .then(|| sdp::parse(&resp.body))
+            .flatten()
+            .filter(|s| !s.codecs.is_empty());
+        let Some(media) = media else {
+            if resp.status < 300 {
+                self.uac_bye(&mut t.leg.d);
+            }
+            if let Some(c) = self.c2c.get_mut(id) {
+                c.transfer = Some(t);
+            }
+            self.fail_c2c_transfer(id, resp.status).await;
+            return;
+        };
+        t.leg.ack = Some(ack);
+        let b_media = LegMedia {
+            codec: media.codecs[0],
+            te: media.telephone_event,
+        };
+        t.leg.media = Some((b_media, media.addr));
+        self.send_c2c_refer_notify(id, "SIP/2.0 200 OK", true);
+        let Some(mut call) = self.c2c.remove(id) else {
+            return;
+        };
+        if let Some(c) = call.relay.take() {
+            c.cancel();
+        }
+        let target = t.target.clone();
+        let mut old = std::mem::replace(&mut call.seat, t.leg);
+        call.retired.push(old.d.call_id.clone());
+        // The transferor's leg ends (we hang it up; it may hang up too).
+        self.uac_bye(&mut old.d);
+        self.ports.release(old.rtp.1);
+        call.record.b_call_id = Some(call.seat.d.call_id.clone());
+        call.record.b_codec = Some(b_media.codec.name().into());
+        call.record.transferred_to = Some(target.clone());
+        // The same recording goes on (the tap is the call's, opened at the first relay).
+        self.start_c2c_relay(id, &mut call, now);
+        let record = call.record.clone();
+        self.c2c.insert(id.to_string(), call);
+        if let Err(e) = store::save_call(&self.pool, &record).await {
+            tracing::error!(error = %e, "updating the call record failed");
+        }
+        self.events.publish(Event::Call(CallEvent::Transferred {
+            at: now,
+            call_id: id.to_string(),
+            target: target.clone(),
+        }));
+        tracing::info!(call = %id, %target, "click-to-call: blind transfer completed");
+    }
+
+    /// The transfer's new leg failed with `status`: the agent is told (NOTIFY), the extra
+    /// channel is given back, the agent keeps the customer.
+    pub(crate) async fn fail_c2c_transfer(&mut self, id: &str, status: u16) {
+        let frag = format!("SIP/2.0 {status} {}", sip::reason_phrase(status));
+        self.send_c2c_refer_notify(id, &frag, true);
+        let Some(call) = self.c2c.get_mut(id) else {
+            return;
+        };
+        if let Some(t) = call.transfer.take() {
+            self.ports.release(t.leg.rtp.1);
+            call.retired.push(t.leg.d.call_id.clone());
+        }
+        if std::mem::take(&mut call.extra_channel) {
+            self.cap.release();
+            self.m.channels_in_use.set(i64::from(self.cap.in_use()));
+        }
+        tracing::info!(call = %id, status, "click-to-call: blind transfer failed");
+    }
+}
+
+/// The user part of a REFER's Refer-To (a seat number or a phone number).
+fn refer_to(req: &Request) -> Option<String> {
+    req.headers
+        .get("Refer-To")
+        .and_then(NameAddr::parse)
+        .and_then(|n| n.user())
 }

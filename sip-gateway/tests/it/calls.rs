@@ -527,6 +527,91 @@ async fn click_to_call_rings_the_seat_then_the_customer_and_bridges() -> Result<
     h.finish().await
 }
 
+/// The agent of a click-to-call hands the customer to another seat with REFER: 202, NOTIFY
+/// 100 and 200 to the agent, the agent's leg hung up, the customer re-bridged to seat 8002
+/// (audio both ways through the relay), the record naming the transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_to_call_agent_blind_transfers_the_customer_to_another_seat() -> Result<()> {
+    let customer_port = free_udp_port();
+    let mut cfg = base_config();
+    cfg.trunk.peers[0].port = Some(customer_port);
+    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
+    cfg.trunk.caller_id = DID.into();
+    let h = Harness::start(cfg).await?;
+    // Seat 8002 registers and waits for the transferred customer; it echoes the audio.
+    let p2 = free_udp_port();
+    sipp_register(h.addr, "8002", PASSWORD, p2, 200).await?;
+    h.wait_registrations(1).await?;
+    let (p2, mp2) = (p2.to_string(), free_udp_port().to_string());
+    let target = Sipp::spawn(
+        h.addr,
+        "seat_uas.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &p2,
+            "-rtp_echo",
+            "-mp",
+            &mp2,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+        ],
+    )?;
+    // Seat 8001 (the agent) answers, waits for the customer, then REFERs to 8002.
+    let p1 = free_udp_port();
+    sipp_register(h.addr, "8001", PASSWORD, p1, 200).await?;
+    h.wait_registrations(2).await?;
+    let (p1, mp1) = (p1.to_string(), free_udp_port().to_string());
+    let agent = Sipp::spawn(
+        h.addr,
+        "seat_uas_refer_later.xml",
+        &["-m", "1", "-p", &p1, "-mp", &mp1, "-key", "target", "8002"],
+    )?;
+    // The customer answers, plays audio and hangs up after 5 s (after the transfer).
+    let (cp, mp) = (customer_port.to_string(), free_udp_port().to_string());
+    let customer = Sipp::spawn(
+        h.addr,
+        "seat_uas_speaks.xml",
+        &[
+            "-m", "1", "-p", &cp, "-mp", &mp, "-key", "pt", "8", "-key", "codec", "PCMA",
+        ],
+    )?;
+    let id = h.handle().click_to_call("8001", "13912345678").await?;
+    agent.success().await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Transferred { target, .. } if target == "8002"))
+        .await?;
+    let to_seat_at_transfer =
+        h.metric("hotline_sip_rtp_packets_total{direction=\"caller_to_seat\"}");
+    let to_customer_at_transfer =
+        h.metric("hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}");
+    customer.success().await?;
+    target.success().await?;
+    let (ended, rec) = ended_record(&h).await?;
+    assert_eq!(ended, id);
+    assert_eq!(rec.direction, "outbound");
+    assert_eq!(rec.seat.as_deref(), Some("8001"));
+    assert_eq!(rec.transferred_to.as_deref(), Some("8002"));
+    assert_eq!(rec.end_cause.as_deref(), Some("normal"));
+    assert_eq!(rec.hangup_side.as_deref(), Some("callee"));
+    // After the transfer the customer's audio reached 8002 and its echo came back.
+    let to_seat = h.metric("hotline_sip_rtp_packets_total{direction=\"caller_to_seat\"}")
+        - to_seat_at_transfer;
+    let to_customer = h.metric("hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}")
+        - to_customer_at_transfer;
+    assert!(
+        to_seat >= 20 && to_customer >= 20,
+        "audio through the re-bridged relay: {to_seat} / {to_customer}"
+    );
+    assert_eq!(h.handle().status().await?.trunk_channels_in_use, 0);
+    h.finish().await
+}
+
 /// The customer's network answers a click-to-call with early media (183 + SDP, an
 /// announcement) and then busy: the agent hears the announcement through the relay before any
 /// answer, and the call ends "rejected" without ever being answered.

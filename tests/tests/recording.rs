@@ -327,3 +327,119 @@ async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
     );
     Ok(())
 }
+
+/// A click-to-call whose agent hands the customer to a colleague by REFER: one recording for
+/// the whole call, from the customer's answer to the hang-up, through the relay change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let d = data.to_str().context("utf-8")?;
+    let out = run(hotline(&["init", "--data-dir", d]), None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let pw = |label: &str| hotline_tests::field(&stdout, label).context("password");
+    let customer_port = hotline_tests::free_udp_port().to_string();
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nqualify_interval_secs = 0\n\
+             [sip.trunk]\ncaller_id = \"02296012\"\noutbound_allow = [\"1XXXXXXXXXX\"]\n\
+             peers = [{{ name = \"e1\", address = \"127.0.0.1/32\", port = {customer_port} }}]\n\
+             [sip.rtp]\nport_min = 36000\nport_max = 36999\n"
+        ),
+    )?;
+    let server = serve(&config, &data)?;
+    let mut ports = Vec::new();
+    for seat in ["8002", "8001"] {
+        let p = hotline_tests::free_udp_port().to_string();
+        hotline_tests::Sipp::spawn(
+            &server.sip,
+            "register.xml",
+            &[
+                "-m",
+                "1",
+                "-p",
+                &p,
+                "-s",
+                seat,
+                "-au",
+                seat,
+                "-ap",
+                &pw(&format!("seat {seat}:"))?,
+            ],
+        )?
+        .success()
+        .await?;
+        ports.push(p);
+    }
+    // 8002 takes the customer and echoes; 8001 (the agent) answers, waits for the customer,
+    // then transfers to 8002; the customer talks (sipp's pcap) and hangs up after 7.5 s.
+    let target =
+        hotline_tests::Sipp::echo_seat(&server.sip, "seat_uas.xml", &ports[0], "PCMA", &[])?;
+    let mp1 = hotline_tests::free_udp_port().to_string();
+    let agent = hotline_tests::Sipp::spawn(
+        &server.sip,
+        "seat_uas_refer_later.xml",
+        &[
+            "-m", "1", "-p", &ports[1], "-mp", &mp1, "-key", "target", "8002",
+        ],
+    )?;
+    let mpc = hotline_tests::free_udp_port().to_string();
+    let customer = hotline_tests::Sipp::spawn(
+        &server.sip,
+        "seat_uas_speaks.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &customer_port,
+            "-mp",
+            &mpc,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+        ],
+    )?;
+    let c = hotline_tests::client();
+    let csrf = hotline_tests::login(&c, &server, "admin", &pw("password:")?).await?;
+    let r = c
+        .post(server.url("/api/v1/calls/click-to-call"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"seat": "8001", "number": "13912345678"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    agent.success().await?;
+    customer.success().await?;
+    target.success().await?;
+
+    let url = format!("sqlite://{}", data.join("hotline.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await?;
+    let (call_id, answered, to): (String, i64, Option<String>) =
+        sqlx::query_as("SELECT id, answered_at, transferred_to FROM sip_calls")
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(to.as_deref(), Some("8002"));
+    let (state, _, _, duration_ms) =
+        hotline_tests::finished_recording(&server, &mut db, &call_id).await?;
+    assert_eq!(state, "finished");
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM recordings")
+        .fetch_one(&mut db)
+        .await?;
+    assert_eq!(rows, 1, "one recording");
+    let (ended,): (i64,) = sqlx::query_as("SELECT ended_at FROM sip_calls WHERE id = $1")
+        .bind(&call_id)
+        .fetch_one(&mut db)
+        .await?;
+    assert!(
+        (duration_ms - (ended - answered)).abs() <= 100,
+        "one recording for the whole call: {duration_ms} ms vs {} ms",
+        ended - answered
+    );
+    Ok(())
+}

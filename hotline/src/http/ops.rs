@@ -21,6 +21,8 @@ pub async fn healthz() -> impl IntoResponse {
 pub enum PathProblem {
     Missing,
     NotWritable,
+    /// No space left (ENOSPC, quota): the same answer as a recording that met a full disk.
+    Full,
     TimedOut,
 }
 
@@ -29,6 +31,7 @@ impl PathProblem {
         match self {
             Self::Missing => "missing",
             Self::NotWritable => "not_writable",
+            Self::Full => "disk_full",
             Self::TimedOut => "timed_out",
         }
     }
@@ -51,7 +54,15 @@ pub fn check_writable_dir(dir: &Path) -> Result<(), (PathProblem, String)> {
     };
     let result = write();
     let _ = std::fs::remove_file(&probe);
-    result.map_err(|e| (PathProblem::NotWritable, e.to_string()))
+    result.map_err(|e| {
+        let problem = match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                PathProblem::Full
+            }
+            _ => PathProblem::NotWritable,
+        };
+        (problem, e.to_string())
+    })
 }
 
 /// `GET /readyz`: the process can do its work: the database answers, the recording archive

@@ -254,9 +254,44 @@ impl Engine {
                 c.transfer = Some(t);
             }
         };
-        if resp.status < 200 {
+        let Some(outcome) = self.transfer_leg_final(&mut t, &resp) else {
             put_back(self, t);
             return;
+        };
+        let status = match outcome {
+            Ok(media) => return self.complete_transfer(id, t, media, now).await,
+            Err(status) => status,
+        };
+        // Failed (or answered without usable SDP): tell the seat, keep or end the call.
+        let frag = format!("SIP/2.0 {status} {}", sip::reason_phrase(status));
+        self.send_refer_notify(id, &frag, true);
+        self.ports.release(t.leg.rtp.1);
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if std::mem::take(&mut call.extra_channel) {
+            self.cap.release();
+            self.m.channels_in_use.set(i64::from(self.cap.in_use()));
+        }
+        let b_gone = call.b_gone;
+        tracing::info!(call = %id, status, "blind transfer failed");
+        if b_gone {
+            self.send_bye(id, true);
+            self.finish(id, "transfer_failed", "system").await;
+        }
+    }
+
+    /// A response on a transfer's new leg (inbound calls and click-to-calls alike). None: a
+    /// provisional answer or a retransmitted final one (ACKed again, RFC 3261 §13.2.2.4 and
+    /// §17.1.1.2), nothing to do. Some(Ok): answered with usable SDP, ACKed. Some(Err(status)):
+    /// the transfer failed (a 2xx without usable SDP is ACKed and hung up).
+    fn transfer_leg_final(
+        &mut self,
+        t: &mut Transfer,
+        resp: &Response,
+    ) -> Option<Result<(LegMedia, SocketAddr), u16>> {
+        if resp.status < 200 {
+            return None;
         }
         if t.leg.final_ {
             if resp.status < 300 {
@@ -264,49 +299,40 @@ impl Engine {
                     self.out.push(a);
                 }
             } else {
-                self.uac_ack(&mut t.leg, &resp);
+                self.uac_ack(&mut t.leg, resp);
             }
-            put_back(self, t);
-            return;
+            return None;
         }
         t.leg.final_ = true;
-        let ack = self.uac_ack(&mut t.leg, &resp);
+        let ack = self.uac_ack(&mut t.leg, resp);
         let media = (resp.status < 300)
             .then(|| sdp::parse(&resp.body))
             .flatten()
             .filter(|s| !s.codecs.is_empty());
         let Some(media) = media else {
-            // Failed (or answered without usable SDP): tell the seat, keep or end the call.
             if resp.status < 300 {
                 self.uac_bye(&mut t.leg.d);
             }
-            let frag = format!(
-                "SIP/2.0 {} {}",
-                resp.status,
-                sip::reason_phrase(resp.status)
-            );
-            self.send_refer_notify(id, &frag, true);
-            self.ports.release(t.leg.rtp.1);
-            let Some(call) = self.calls.get_mut(id) else {
-                return;
-            };
-            if std::mem::take(&mut call.extra_channel) {
-                self.cap.release();
-                self.m.channels_in_use.set(i64::from(self.cap.in_use()));
-            }
-            let b_gone = call.b_gone;
-            tracing::info!(call = %id, status = resp.status, "blind transfer failed");
-            if b_gone {
-                self.send_bye(id, true);
-                self.finish(id, "transfer_failed", "system").await;
-            }
-            return;
+            return Some(Err(resp.status));
         };
         t.leg.ack = Some(ack);
-        let b_media = LegMedia {
-            codec: media.codecs[0],
-            te: media.telephone_event,
-        };
+        Some(Ok((
+            LegMedia {
+                codec: media.codecs[0],
+                te: media.telephone_event,
+            },
+            media.addr,
+        )))
+    }
+
+    /// The transfer's new leg answered with `media`: the caller is re-bridged to it.
+    async fn complete_transfer(
+        &mut self,
+        id: &str,
+        t: Transfer,
+        (b_media, b_addr): (LegMedia, SocketAddr),
+        now: UnixMillis,
+    ) {
         self.send_refer_notify(id, "SIP/2.0 200 OK", true);
         let b_gone = self.calls.get(id).is_some_and(|c| c.b_gone);
         if !b_gone {
@@ -342,7 +368,7 @@ impl Engine {
         let cancel = self.start_relay(
             id,
             (sock_a, remote_a, a_media),
-            (sock_b, media.addr, b_media),
+            (sock_b, b_addr, b_media),
             stats,
             // The same recording goes on, at the call's media positions.
             (tap, origin),
@@ -431,40 +457,23 @@ impl Engine {
         let Some(mut t) = self.c2c.get_mut(id).and_then(|c| c.transfer.take()) else {
             return;
         };
-        if resp.status < 200 || t.leg.final_ {
-            if t.leg.final_ && resp.status < 300 {
-                // A retransmitted 2xx: ACK again (RFC 3261 §13.2.2.4).
-                if let Some(a) = t.leg.ack.clone() {
-                    self.out.push(a);
+        let Some(outcome) = self.transfer_leg_final(&mut t, &resp) else {
+            if let Some(c) = self.c2c.get_mut(id) {
+                c.transfer = Some(t);
+            }
+            return;
+        };
+        let (b_media, b_addr) = match outcome {
+            Ok(media) => media,
+            Err(status) => {
+                if let Some(c) = self.c2c.get_mut(id) {
+                    c.transfer = Some(t);
                 }
+                self.fail_c2c_transfer(id, status).await;
+                return;
             }
-            if let Some(c) = self.c2c.get_mut(id) {
-                c.transfer = Some(t);
-            }
-            return;
-        }
-        t.leg.final_ = true;
-        let ack = self.uac_ack(&mut t.leg, &resp);
-        let media = (resp.status < 300)
-            .then(|| sdp::parse(&resp.body))
-            .flatten()
-            .filter(|s| !s.codecs.is_empty());
-        let Some(media) = media else {
-            if resp.status < 300 {
-                self.uac_bye(&mut t.leg.d);
-            }
-            if let Some(c) = self.c2c.get_mut(id) {
-                c.transfer = Some(t);
-            }
-            self.fail_c2c_transfer(id, resp.status).await;
-            return;
         };
-        t.leg.ack = Some(ack);
-        let b_media = LegMedia {
-            codec: media.codecs[0],
-            te: media.telephone_event,
-        };
-        t.leg.media = Some((b_media, media.addr));
+        t.leg.media = Some((b_media, b_addr));
         self.send_c2c_refer_notify(id, "SIP/2.0 200 OK", true);
         let Some(mut call) = self.c2c.remove(id) else {
             return;

@@ -22,6 +22,16 @@ use crate::sip::{self, Headers, NameAddr, Request, Response};
 use crate::store;
 use crate::transaction::{Target, Transport};
 
+/// A REFER that passed the checks: where the new leg goes.
+#[derive(Debug)]
+struct Accepted {
+    dest: String,
+    leg_target: Target,
+    ruri: String,
+    external: bool,
+    rtp: (Arc<tokio::net::UdpSocket>, u16),
+}
+
 /// A transfer in progress.
 #[derive(Debug)]
 pub(crate) struct Transfer {
@@ -53,42 +63,13 @@ impl Engine {
             self.reply(req, 491, target);
             return;
         }
-        let Some(dest) = refer_to(req) else {
-            self.reply(req, 400, target);
-            return;
-        };
         let caller = call.record.caller.clone();
-        let Some((leg_target, ruri, external)) = self.refer_destination(&dest, now) else {
-            // Neither a reachable seat nor an allowed number (toll-fraud guard).
-            self.reply(req, 403, target);
+        let Some(a) = self.accept_refer(req, target, now) else {
             return;
         };
-        if external && !self.cap.try_acquire() {
-            self.reply(req, 503, target);
-            return;
-        }
-        let ip = self.cfg.listen.ip();
-        let Some((sock, port)) = bind_rtp(&mut self.ports, ip) else {
-            if external {
-                self.cap.release();
-            }
-            self.reply(req, 503, target);
-            return;
-        };
-        self.m.channels_in_use.set(i64::from(self.cap.in_use()));
-        // RFC 3515 §2.4.2: 202 Accepted, then NOTIFYs carrying the new call's progress.
-        let r = sip::response_to(req, 202, None);
-        self.send_response(req, r, target);
         self.send_refer_notify(&id, "SIP/2.0 100 Trying", false);
-        let leg = self.send_transfer_invite(
-            now,
-            &caller,
-            &dest,
-            leg_target,
-            ruri,
-            external,
-            (Arc::new(sock), port),
-        );
+        let (dest, external) = (a.dest.clone(), a.external);
+        let leg = self.send_transfer_invite(now, &caller, a);
         self.by_sip.insert(leg.d.call_id.clone(), id.clone());
         if let Some(call) = self.calls.get_mut(&id) {
             call.transfer = Some(Transfer {
@@ -131,18 +112,44 @@ impl Engine {
         }
     }
 
+    /// The checks of a REFER from a seat, then 202 (RFC 3515 §2.4.2; NOTIFYs with the new
+    /// call's progress follow): its Refer-To (400), the target (403 unless a reachable seat
+    /// or an allowed number: the toll-fraud guard), a trunk channel when it goes out (503)
+    /// and an RTP port (503). None: refused, the answer sent.
+    fn accept_refer(&mut self, req: &Request, target: Target, now: UnixMillis) -> Option<Accepted> {
+        let Some(dest) = refer_to(req) else {
+            self.reply(req, 400, target);
+            return None;
+        };
+        let Some((leg_target, ruri, external)) = self.refer_destination(&dest, now) else {
+            self.reply(req, 403, target);
+            return None;
+        };
+        if external && !self.cap.try_acquire() {
+            self.reply(req, 503, target);
+            return None;
+        }
+        let Some((sock, port)) = bind_rtp(&mut self.ports, self.cfg.listen.ip()) else {
+            if external {
+                self.cap.release();
+            }
+            self.reply(req, 503, target);
+            return None;
+        };
+        self.m.channels_in_use.set(i64::from(self.cap.in_use()));
+        let r = sip::response_to(req, 202, None);
+        self.send_response(req, r, target);
+        Some(Accepted {
+            dest,
+            leg_target,
+            ruri,
+            external,
+            rtp: (Arc::new(sock), port),
+        })
+    }
+
     /// The INVITE of a transfer's new leg, shown to the target as coming from `caller`.
-    #[allow(clippy::too_many_arguments)]
-    fn send_transfer_invite(
-        &mut self,
-        now: UnixMillis,
-        caller: &str,
-        dest: &str,
-        leg_target: Target,
-        ruri: String,
-        external: bool,
-        rtp: (Arc<tokio::net::UdpSocket>, u16),
-    ) -> UacLeg {
+    fn send_transfer_invite(&mut self, now: UnixMillis, caller: &str, a: Accepted) -> UacLeg {
         let from = format!(
             "<sip:{}@{}>;tag={}",
             if caller.is_empty() {
@@ -153,13 +160,13 @@ impl Engine {
             self.host_port(),
             self.token(6)
         );
-        let to = if external {
-            format!("<{ruri}>")
+        let to = if a.external {
+            format!("<{}>", a.ruri)
         } else {
-            format!("<sip:{dest}@{}>", self.host_port())
+            format!("<sip:{}@{}>", a.dest, self.host_port())
         };
         let call_id = format!("{}@{}", self.token(12), self.public_ip);
-        self.send_uac_invite(now, leg_target, ruri, from, to, call_id, rtp)
+        self.send_uac_invite(now, a.leg_target, a.ruri, from, to, call_id, a.rtp)
     }
 
     /// NOTIFY in the seat's dialog with the transfer's progress (RFC 3515 §2.4.4).
@@ -405,39 +412,13 @@ impl Engine {
             return;
         }
         let customer = call.number.clone();
-        let Some(dest) = refer_to(req) else {
-            self.reply(req, 400, target);
+        let Some(a) = self.accept_refer(req, target, now) else {
             return;
         };
-        let Some((leg_target, ruri, external)) = self.refer_destination(&dest, now) else {
-            self.reply(req, 403, target);
-            return;
-        };
-        if external && !self.cap.try_acquire() {
-            self.reply(req, 503, target);
-            return;
-        }
-        let Some((sock, port)) = bind_rtp(&mut self.ports, self.cfg.listen.ip()) else {
-            if external {
-                self.cap.release();
-            }
-            self.reply(req, 503, target);
-            return;
-        };
-        self.m.channels_in_use.set(i64::from(self.cap.in_use()));
-        let r = sip::response_to(req, 202, None);
-        self.send_response(req, r, target);
         self.send_c2c_refer_notify(id, "SIP/2.0 100 Trying", false);
         // The target's phone shows the customer's number.
-        let leg = self.send_transfer_invite(
-            now,
-            &customer,
-            &dest,
-            leg_target,
-            ruri,
-            external,
-            (Arc::new(sock), port),
-        );
+        let (dest, external) = (a.dest.clone(), a.external);
+        let leg = self.send_transfer_invite(now, &customer, a);
         self.by_sip.insert(leg.d.call_id.clone(), id.to_string());
         if let Some(call) = self.c2c.get_mut(id) {
             call.transfer = Some(Transfer {

@@ -797,6 +797,9 @@ impl Engine {
             crate::rtp::finish_tap(&t, call.tap_origin, now);
         }
         let transfer = call.transfer.take();
+        if let Some(t) = &transfer {
+            call.retired.push(t.leg.d.call_id.clone());
+        }
         let extra = std::mem::take(&mut call.extra_channel);
         call.record.ended_at = Some(now);
         call.record.end_cause = Some(cause.to_string());

@@ -636,40 +636,20 @@ hotline_testkit::db_test!(callbacks_are_scheduled_and_retried, |db| async move {
     let rng = SeededRng::new(6);
     let agent = Actor::new("a1", Role::Agent);
     let req = at(28, 22, 0);
-    let cb = s
-        .create_callback(
-            req,
-            &rng,
-            NewCallback {
-                source: CallbackSource::QueueRequest,
-                phone: "13812345678".into(),
-                call_id: Some("c1".into()),
-                ticket_id: None,
-                queue: Some("main".into()),
-                note: String::new(),
-                requested_at: req,
-            },
-        )
-        .await?;
+    let request = NewCallback {
+        source: CallbackSource::QueueRequest,
+        phone: "13812345678".into(),
+        call_id: Some("c1".into()),
+        ticket_id: None,
+        queue: Some("main".into()),
+        note: String::new(),
+        requested_at: req,
+    };
+    let cb = s.create_callback(req, &rng, request.clone()).await?;
     assert_eq!(cb.source, CallbackSource::AfterHours);
     assert_eq!(cb.next_attempt_at, at(29, 8, 0));
     // The same task again, as a write retried after a lost reply does: still one task.
-    let same = s
-        .create_callback_as(
-            req,
-            &rng,
-            &cb.id,
-            NewCallback {
-                source: CallbackSource::QueueRequest,
-                phone: "13812345678".into(),
-                call_id: Some("c1".into()),
-                ticket_id: None,
-                queue: Some("main".into()),
-                note: String::new(),
-                requested_at: req,
-            },
-        )
-        .await?;
+    let same = s.create_callback_as(req, &rng, &cb.id, request).await?;
     assert_eq!(same, cb);
     assert!(s.due_callbacks(at(29, 7, 59), 10).await?.is_empty());
     assert_eq!(s.due_callbacks(at(29, 8, 0), 10).await?.len(), 1);

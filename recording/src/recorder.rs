@@ -192,9 +192,11 @@ struct RecorderInner {
 }
 
 impl RecorderInner {
-    /// `hotline_recording_disk_fault{kind}`: 1 for the standing fault's kind, 0 for the others
-    /// (read by `/readyz`).
-    fn set_fault_gauge(&self, kind: Option<DiskErrorKind>) {
+    /// Records the standing disk fault (or none) and mirrors its kind in
+    /// `hotline_recording_disk_fault{kind}` (1 for that kind, 0 for the others; read by
+    /// `/readyz`).
+    fn set_fault(&self, fault: Option<DiskFault>) {
+        let kind = fault.as_ref().map(|f| f.kind);
         for k in [
             DiskErrorKind::Full,
             DiskErrorKind::Unwritable,
@@ -205,6 +207,7 @@ impl RecorderInner {
                 .with(&[("kind", k.as_str())])
                 .set(i64::from(kind == Some(k)));
         }
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
     }
 }
 
@@ -231,7 +234,7 @@ impl Recorder {
             fault: Mutex::new(None),
             clock,
         });
-        inner.set_fault_gauge(None);
+        inner.set_fault(None);
         Self(inner)
     }
 
@@ -249,8 +252,7 @@ impl Recorder {
     }
 
     pub fn clear_fault(&self) {
-        *self.0.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.0.set_fault_gauge(None);
+        self.0.set_fault(None);
     }
 
     /// Starts recording a call at media position 0. Must run inside a tokio runtime; returns
@@ -553,13 +555,12 @@ impl Writer {
                 .disk_errors
                 .with(&[("kind", kind.as_str())])
                 .inc();
-            *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(DiskFault {
+            self.inner.set_fault(Some(DiskFault {
                 at: self.inner.clock.now_ms(),
                 kind: *kind,
                 call_id: self.meta.call_id.clone(),
                 message: msg.clone(),
-            });
-            self.inner.set_fault_gauge(Some(*kind));
+            }));
             // Logged last: whoever reads the line sees the fault in the metrics and /readyz.
             tracing::error!(call_id = %self.meta.call_id, path = %sink.part.display(),
                 kind = kind.as_str(), error = %msg, "recording disk error");
@@ -696,11 +697,16 @@ async fn finalize(mut w: Writer, end: Option<u64>, dropped: u64) -> FinishedReco
     let error = sink.error.as_ref().map(|(_, m)| m.clone());
     if state == RecordingState::Finished {
         // The disk takes recordings again: one that began after the fault is complete.
-        let mut fault = w.inner.fault.lock().unwrap_or_else(|e| e.into_inner());
-        if fault.as_ref().is_some_and(|f| f.at < w.began_ms) {
+        let stale = w
+            .inner
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|f| f.at < w.began_ms);
+        if stale {
             tracing::info!(call_id = %w.meta.call_id, "recordings are written again after a disk error");
-            *fault = None;
-            w.inner.set_fault_gauge(None);
+            w.inner.set_fault(None);
         }
     }
     w.inner.metrics.active.dec();

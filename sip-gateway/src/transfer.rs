@@ -202,15 +202,7 @@ impl Engine {
             headers: Headers::default(),
             body: format!("{frag}\r\n").into_bytes(),
         };
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            d.target.transport.name(),
-            match self.public_ip {
-                std::net::IpAddr::V4(ip) => format!("{ip}:{}", self.port),
-                std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", self.port),
-            }
-        );
-        n.headers.push("Via", via);
+        n.headers.push("Via", self.via(d.target.transport, &branch));
         n.headers.push("Max-Forwards", "70");
         n.headers.push("From", d.local.clone());
         n.headers.push("To", d.remote.clone());

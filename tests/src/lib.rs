@@ -276,6 +276,22 @@ impl Sipp {
         Ok(Sipp { child, dir })
     }
 
+    /// Registers `seat` with its SIP `password` (digest) from a fresh UDP port, and returns
+    /// that port: the seat's phone answers there (`echo_seat`, `-p`).
+    pub async fn register(server: &str, seat: &str, password: &str) -> Result<String> {
+        let port = free_udp_port().to_string();
+        Sipp::spawn(
+            server,
+            "register.xml",
+            &[
+                "-m", "1", "-p", &port, "-s", seat, "-au", seat, "-ap", password,
+            ],
+        )?
+        .success()
+        .await?;
+        Ok(port)
+    }
+
     /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
     /// A seat's phone on its registered UDP `port`: sipp runs `scenario` (`seat_uas.xml`,
     /// `seat_uas_hangup.xml`, …) for one call in `codec` (`"PCMA"` or `"PCMU"`) and echoes

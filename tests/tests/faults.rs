@@ -186,16 +186,7 @@ async fn a_database_outage_during_a_call_loses_nothing() -> Result<()> {
     let sip: SocketAddr = server.sip.parse()?;
 
     // The agent's seat registers; the agent logs in and is ready.
-    let seat_port = free_udp_port().to_string();
-    Sipp::spawn(
-        &server.sip,
-        "register.xml",
-        &[
-            "-m", "1", "-p", &seat_port, "-s", "8001", "-au", "8001", "-ap", &seat_pw,
-        ],
-    )?
-    .success()
-    .await?;
+    let seat_port = Sipp::register(&server.sip, "8001", &seat_pw).await?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin_pw).await?;
     for (path, body) in [
@@ -441,16 +432,7 @@ async fn a_full_recording_disk_fails_the_recording_not_the_call() -> Result<()> 
         ),
     )?;
     let mut server = hotline_tests::serve(&config, &data)?;
-    let seat_port = free_udp_port().to_string();
-    Sipp::spawn(
-        &server.sip,
-        "register.xml",
-        &[
-            "-m", "1", "-p", &seat_port, "-s", "8001", "-au", "8001", "-ap", &seat_pw,
-        ],
-    )?
-    .success()
-    .await?;
+    let seat_port = Sipp::register(&server.sip, "8001", &seat_pw).await?;
     let c = client();
     let url = format!("sqlite://{}", data.join("hotline.db").display());
     let db = sqlx::SqlitePool::connect(&url).await?;
@@ -471,26 +453,7 @@ async fn a_full_recording_disk_fails_the_recording_not_the_call() -> Result<()> 
             "hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}",
         )
         .await?;
-        let seat_mp = free_udp_port().to_string();
-        let seat = Sipp::spawn(
-            &server.sip,
-            "seat_uas.xml",
-            &[
-                "-m",
-                "1",
-                "-p",
-                &seat_port,
-                "-rtp_echo",
-                "-mp",
-                &seat_mp,
-                "-key",
-                "pt",
-                "8",
-                "-key",
-                "codec",
-                "PCMA",
-            ],
-        )?;
+        let seat = Sipp::echo_seat(&server.sip, "seat_uas.xml", &seat_port, "PCMA", &[])?;
         let caller_mp = free_udp_port().to_string();
         Sipp::spawn(
             &server.sip,

@@ -237,51 +237,12 @@ async fn a_blind_transfer_keeps_recording_into_the_same_file() -> Result<()> {
     let sip: std::net::SocketAddr = server.sip.parse()?;
     let mut ports = Vec::new();
     for seat in ["8002", "8001"] {
-        let p = hotline_tests::free_udp_port().to_string();
-        hotline_tests::Sipp::spawn(
-            &server.sip,
-            "register.xml",
-            &[
-                "-m",
-                "1",
-                "-p",
-                &p,
-                "-s",
-                seat,
-                "-au",
-                seat,
-                "-ap",
-                &pw(seat)?,
-            ],
-        )?
-        .success()
-        .await?;
-        ports.push(p);
+        ports.push(hotline_tests::Sipp::register(&server.sip, seat, &pw(seat)?).await?);
     }
     // 8002 waits for the transferred call and echoes; 8001 answers and transfers to 8002.
-    let (mp2, mp1) = (
-        hotline_tests::free_udp_port().to_string(),
-        hotline_tests::free_udp_port().to_string(),
-    );
-    let target = hotline_tests::Sipp::spawn(
-        &server.sip,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &ports[0],
-            "-rtp_echo",
-            "-mp",
-            &mp2,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let mp1 = hotline_tests::free_udp_port().to_string();
+    let target =
+        hotline_tests::Sipp::echo_seat(&server.sip, "seat_uas.xml", &ports[0], "PCMA", &[])?;
     let transferor = hotline_tests::Sipp::spawn(
         &server.sip,
         "seat_uas_refer.xml",
@@ -353,26 +314,8 @@ async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
     let server = serve(&config, &data)?;
     let mut ports = Vec::new();
     for seat in ["8002", "8001"] {
-        let p = hotline_tests::free_udp_port().to_string();
-        hotline_tests::Sipp::spawn(
-            &server.sip,
-            "register.xml",
-            &[
-                "-m",
-                "1",
-                "-p",
-                &p,
-                "-s",
-                seat,
-                "-au",
-                seat,
-                "-ap",
-                &pw(&format!("seat {seat}:"))?,
-            ],
-        )?
-        .success()
-        .await?;
-        ports.push(p);
+        let password = pw(&format!("seat {seat}:"))?;
+        ports.push(hotline_tests::Sipp::register(&server.sip, seat, &password).await?);
     }
     // 8002 takes the customer and echoes; 8001 (the agent) answers, waits for the customer,
     // then transfers to 8002; the customer talks (sipp's pcap) and hangs up after 7.5 s.

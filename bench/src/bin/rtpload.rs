@@ -536,6 +536,27 @@ enum Phase {
     Ended,
 }
 
+/// A SIP side's receive loop until the run stops: each parsed message to `on_message`, and
+/// `after` once per turn (every message or read timeout), for retransmissions.
+fn sip_loop(
+    sock: &UdpSocket,
+    shared: &Shared,
+    mut on_message: impl FnMut(&SipMessage, SocketAddr),
+    mut after: impl FnMut(),
+) {
+    let mut buf = vec![0u8; 65536];
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Ok((len, src)) = sock.recv_from(&mut buf)
+            && let Some(msg) = std::str::from_utf8(&buf[..len])
+                .ok()
+                .and_then(SipMessage::parse)
+        {
+            on_message(&msg, src);
+        }
+        after();
+    }
+}
+
 #[derive(Debug)]
 struct TrunkCall {
     index: u32,
@@ -687,17 +708,12 @@ impl Trunk {
     }
 
     fn run(&self, shared: &Shared) {
-        let mut buf = vec![0u8; 65536];
-        while !shared.stop.load(Ordering::Relaxed) {
-            if let Ok((len, src)) = self.sock.recv_from(&mut buf)
-                && let Some(msg) = std::str::from_utf8(&buf[..len])
-                    .ok()
-                    .and_then(SipMessage::parse)
-            {
-                self.on_message(&msg, src, shared);
-            }
-            self.retransmit();
-        }
+        sip_loop(
+            &self.sock,
+            shared,
+            |msg, src| self.on_message(msg, src, shared),
+            || self.retransmit(),
+        );
     }
 
     /// RFC 3261 §17.1.1.2: INVITE retransmitted on Timer A until a response, Timer B 32 s.
@@ -910,16 +926,12 @@ impl Seat {
     }
 
     fn run(&self, shared: &Shared) {
-        let mut buf = vec![0u8; 65536];
-        while !shared.stop.load(Ordering::Relaxed) {
-            if let Ok((len, src)) = self.sock.recv_from(&mut buf)
-                && let Some(msg) = std::str::from_utf8(&buf[..len])
-                    .ok()
-                    .and_then(SipMessage::parse)
-            {
-                self.on_message(&msg, src, shared);
-            }
-        }
+        sip_loop(
+            &self.sock,
+            shared,
+            |msg, src| self.on_message(msg, src, shared),
+            || {},
+        );
     }
 
     fn on_message(&self, msg: &SipMessage, src: SocketAddr, shared: &Shared) {

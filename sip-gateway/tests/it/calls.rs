@@ -35,6 +35,54 @@ async fn seat(h: &Harness, scenario: &str, pt: &str, codec: &str, extra: &[&str]
     Sipp::spawn(h.addr, scenario, &args)
 }
 
+/// Seat 8002 registered and waiting to take a transferred call (it echoes the audio), and
+/// seat 8001 registered and running `transferor`, a scenario that REFERs the call to 8002.
+async fn transfer_seats(h: &Harness, transferor: &str) -> Result<(Sipp, Sipp)> {
+    let p2 = free_udp_port();
+    sipp_register(h.addr, "8002", PASSWORD, p2, 200).await?;
+    h.wait_registrations(1).await?;
+    let (p2, mp2) = (p2.to_string(), free_udp_port().to_string());
+    let target = Sipp::spawn(
+        h.addr,
+        "seat_uas.xml",
+        &[
+            "-m",
+            "1",
+            "-p",
+            &p2,
+            "-rtp_echo",
+            "-mp",
+            &mp2,
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "codec",
+            "PCMA",
+        ],
+    )?;
+    let p1 = free_udp_port();
+    sipp_register(h.addr, "8001", PASSWORD, p1, 200).await?;
+    h.wait_registrations(2).await?;
+    let (p1, mp1) = (p1.to_string(), free_udp_port().to_string());
+    let t = Sipp::spawn(
+        h.addr,
+        transferor,
+        &["-m", "1", "-p", &p1, "-mp", &mp1, "-key", "target", "8002"],
+    )?;
+    Ok((target, t))
+}
+
+/// The trunk peer (the customer's network) at `customer_port`, mobile numbers allowed out,
+/// the hotline's DID as caller ID.
+fn click_to_call_config(customer_port: u16) -> hotline_sip_gateway::GatewayConfig {
+    let mut cfg = base_config();
+    cfg.trunk.peers[0].port = Some(customer_port);
+    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
+    cfg.trunk.caller_id = DID.into();
+    cfg
+}
+
 async fn ended_record(h: &Harness) -> Result<(String, CallRecord)> {
     let ev = h
         .events
@@ -479,11 +527,7 @@ async fn a_seat_that_does_not_answer_options_is_not_offered_calls() -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn click_to_call_rings_the_seat_then_the_customer_and_bridges() -> Result<()> {
     let customer_port = free_udp_port();
-    let mut cfg = base_config();
-    cfg.trunk.peers[0].port = Some(customer_port);
-    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
-    cfg.trunk.caller_id = DID.into();
-    let h = Harness::start(cfg).await?;
+    let h = Harness::start(click_to_call_config(customer_port)).await?;
     // Refused before anything rings.
     assert!(matches!(
         h.handle().click_to_call("8001", "0085212345678").await,
@@ -533,45 +577,9 @@ async fn click_to_call_rings_the_seat_then_the_customer_and_bridges() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_to_call_agent_blind_transfers_the_customer_to_another_seat() -> Result<()> {
     let customer_port = free_udp_port();
-    let mut cfg = base_config();
-    cfg.trunk.peers[0].port = Some(customer_port);
-    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
-    cfg.trunk.caller_id = DID.into();
-    let h = Harness::start(cfg).await?;
-    // Seat 8002 registers and waits for the transferred customer; it echoes the audio.
-    let p2 = free_udp_port();
-    sipp_register(h.addr, "8002", PASSWORD, p2, 200).await?;
-    h.wait_registrations(1).await?;
-    let (p2, mp2) = (p2.to_string(), free_udp_port().to_string());
-    let target = Sipp::spawn(
-        h.addr,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &p2,
-            "-rtp_echo",
-            "-mp",
-            &mp2,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let h = Harness::start(click_to_call_config(customer_port)).await?;
     // Seat 8001 (the agent) answers, waits for the customer, then REFERs to 8002.
-    let p1 = free_udp_port();
-    sipp_register(h.addr, "8001", PASSWORD, p1, 200).await?;
-    h.wait_registrations(2).await?;
-    let (p1, mp1) = (p1.to_string(), free_udp_port().to_string());
-    let agent = Sipp::spawn(
-        h.addr,
-        "seat_uas_refer_later.xml",
-        &["-m", "1", "-p", &p1, "-mp", &mp1, "-key", "target", "8002"],
-    )?;
+    let (target, agent) = transfer_seats(&h, "seat_uas_refer_later.xml").await?;
     // The customer answers, plays audio and hangs up after 5 s (after the transfer).
     let (cp, mp) = (customer_port.to_string(), free_udp_port().to_string());
     let customer = Sipp::spawn(
@@ -618,10 +626,7 @@ async fn a_click_to_call_agent_blind_transfers_the_customer_to_another_seat() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn click_to_call_relays_the_customer_networks_early_media_to_the_seat() -> Result<()> {
     let customer_port = free_udp_port();
-    let mut cfg = base_config();
-    cfg.trunk.peers[0].port = Some(customer_port);
-    cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
-    let h = Harness::start(cfg).await?;
+    let h = Harness::start(click_to_call_config(customer_port)).await?;
     let seat = seat(&h, "seat_uas.xml", "8", "PCMA", &[]).await?;
     let (cp, mp) = (customer_port.to_string(), free_udp_port().to_string());
     let customer = Sipp::spawn(
@@ -647,40 +652,8 @@ async fn click_to_call_relays_the_customer_networks_early_media_to_the_seat() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seat_blind_transfers_the_caller_to_another_seat() -> Result<()> {
     let h = Harness::start(base_config()).await?;
-    // Seat 8002 registers first and waits for the transferred call.
-    let p2 = free_udp_port();
-    sipp_register(h.addr, "8002", PASSWORD, p2, 200).await?;
-    h.wait_registrations(1).await?;
-    let (p2, mp2) = (p2.to_string(), free_udp_port().to_string());
-    let target = Sipp::spawn(
-        h.addr,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &p2,
-            "-rtp_echo",
-            "-mp",
-            &mp2,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
-    // Seat 8001 answers and transfers with REFER.
-    let p1 = free_udp_port();
-    sipp_register(h.addr, "8001", PASSWORD, p1, 200).await?;
-    h.wait_registrations(2).await?;
-    let (p1, mp1) = (p1.to_string(), free_udp_port().to_string());
-    let transferor = Sipp::spawn(
-        h.addr,
-        "seat_uas_refer.xml",
-        &["-m", "1", "-p", &p1, "-mp", &mp1, "-key", "target", "8002"],
-    )?;
+    // Seat 8001 answers and transfers with REFER to 8002.
+    let (target, transferor) = transfer_seats(&h, "seat_uas_refer.xml").await?;
     let mp = free_udp_port().to_string();
     let caller = Sipp::spawn(
         h.addr,

@@ -20,7 +20,7 @@ use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_re
 use crate::sdp::{self, Codec, Direction, RemoteAudio};
 use crate::sip::{self, Headers, NameAddr, Request, Response, SipUri};
 use crate::store::{self, CallRecord};
-use crate::transaction::{T64, Target, Transmit, Transport};
+use crate::transaction::{Kind, T64, Target, Transmit, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -185,6 +185,7 @@ pub(crate) fn ack_non_2xx(inv: &Request, b: &Dialog, cseq: u32, resp: &Response)
     Transmit {
         target: b.target,
         data: ack.to_bytes(),
+        kind: Kind::AckInTransaction,
     }
 }
 
@@ -222,6 +223,7 @@ pub(crate) fn ack_2xx(
     Transmit {
         target: b.target,
         data: ack.to_bytes(),
+        kind: Kind::Ack,
     }
 }
 
@@ -779,7 +781,8 @@ impl Engine {
     }
 
     pub(crate) async fn handle_ack(&mut self, req: &Request) {
-        // The ACK for our 2xx (RFC 3261 §13.3.1.4) stops its retransmission.
+        // The ACK for our 2xx (RFC 3261 §13.3.1.4): the dialog is confirmed (rsipstack's
+        // transaction has stopped retransmitting the 2xx).
         self.txns.ack_2xx(req.call_id());
     }
 

@@ -1,6 +1,7 @@
 //! The gateway's state and its message dispatch: one task owns an [`Engine`] and feeds it
-//! inbound messages, commands and timer ticks (`handle_inbound`, `handle_command`,
-//! `handle_timeout`); what must be sent collects in `out` and the driver transmits it.
+//! the SIP stack's events, commands and timer ticks (`handle_event`, `handle_command`,
+//! `handle_timeout`); what must be sent collects in `out`, each message marked with the
+//! transaction it belongs to, and the driver hands it to the stack.
 //! Storage is awaited in line (it is small and local); the protocol decisions are made by
 //! the sans-IO parts (`digest`, `registrar`, `policy`, `transaction`, `rtp`).
 
@@ -21,9 +22,9 @@ use crate::digest::{Algorithm, Credentials, DigestAuth, NonceState};
 use crate::policy::{ChannelCap, PeerAcl, RateLimit};
 use crate::registrar::{RegisterInput, RegisterReject, Registrar};
 use crate::rtp::PortAllocator;
-use crate::sip::{self, Message, Request, Response};
+use crate::sip::{self, Request, Response};
 use crate::store;
-use crate::transaction::{Incoming, Target, Transactions, Transmit, Transport};
+use crate::transaction::{Target, Transactions, Transmit, Transport};
 
 /// The methods we answer (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str =
@@ -369,44 +370,19 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn handle_inbound(
-        &mut self,
-        transport: Transport,
-        source: SocketAddr,
-        data: &[u8],
-    ) {
-        let tname = transport.name();
-        if data.len() > self.cfg.max_message_size {
-            self.m.malformed.with(&[("action", "oversize")]).inc();
-            tracing::debug!(%source, len = data.len(), "SIP message too large, dropped");
-            return;
-        }
-        // CRLF keepalives (RFC 5626 §3.5.1) carry nothing.
-        if data.iter().all(|b| b.is_ascii_whitespace()) {
-            return;
-        }
-        match sip::parse(data) {
-            Err(e) => {
-                tracing::debug!(%source, reason = %e.reason, "malformed SIP message");
-                match e.reply {
-                    Some(resp) => {
-                        self.m.malformed.with(&[("action", "reply_400")]).inc();
-                        let target = Target {
-                            transport,
-                            addr: source,
-                        };
-                        self.out.push(Transmit {
-                            target,
-                            data: resp.to_bytes(),
-                        });
-                    }
-                    None => self.m.malformed.with(&[("action", "drop")]).inc(),
-                }
-            }
-            Ok(Message::Request(mut req)) => {
+    /// One event from the SIP stack: a request (new, or the CANCEL / 2xx-ACK of a server
+    /// transaction) or a response to one of our client transactions.
+    pub(crate) async fn handle_event(&mut self, event: crate::sip::stack::Event) {
+        use crate::sip::stack::Event;
+        match event {
+            Event::Request {
+                mut req,
+                transport,
+                source,
+            } => {
                 self.m
                     .received
-                    .with(&[("transport", tname), ("kind", "request")])
+                    .with(&[("transport", transport.name()), ("kind", "request")])
                     .inc();
                 // RFC 3261 §18.2.1 / RFC 3581 §4: record where it really came from.
                 let mut vias = req.headers.list("Via");
@@ -425,10 +401,10 @@ impl Engine {
                 };
                 self.handle_request(req, transport, source, target).await;
             }
-            Ok(Message::Response(resp)) => {
+            Event::Response { resp, transport } => {
                 self.m
                     .received
-                    .with(&[("transport", tname), ("kind", "response")])
+                    .with(&[("transport", transport.name()), ("kind", "response")])
                     .inc();
                 self.handle_response(resp).await;
             }
@@ -449,14 +425,6 @@ impl Engine {
             // No answer and no transaction: a flood costs us nothing more.
             self.m.flood_dropped.inc();
             return;
-        }
-        match self.txns.on_request(now, &req) {
-            Incoming::Retransmission(Some(tx)) => {
-                self.out.push(tx);
-                return;
-            }
-            Incoming::Retransmission(None) => return,
-            Incoming::New => {}
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
         match req.method.as_str() {
@@ -748,8 +716,7 @@ impl Engine {
 
     pub(crate) async fn handle_timeout(&mut self) {
         let now = self.now();
-        let (tx, timed_out) = self.txns.handle_timeout(now);
-        self.out.extend(tx);
+        let timed_out = self.txns.handle_timeout(now);
         for t in timed_out {
             if let Some(q) = self.qualify.remove(&t.branch) {
                 self.qualified(q, false);

@@ -1,7 +1,7 @@
-//! The tokio driver: binds UDP and TCP, frames TCP streams, and runs the one task that owns
-//! the [`Engine`] (inbound messages, commands, a 50 ms tick for the protocol timers).
+//! The tokio driver: binds UDP and TCP on one port, starts rsipstack's transport and
+//! transaction layers on them ([`crate::sip::stack`]) and runs the one task that owns the
+//! [`Engine`] (stack events, commands, a 50 ms tick for the engine's timers).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,17 +10,15 @@ use hotline_core::events::EventSink;
 use hotline_core::metrics::Registry;
 use hotline_core::{Clock, Rng};
 use sqlx::AnyPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::engine::{Command, Engine, EngineParts};
 use crate::error::GatewayError;
-use crate::sip::find_header_end;
+use crate::sip::stack::{Inbound, Stack};
 use crate::store;
-use crate::transaction::{Transmit, Transport};
 
 /// Everything [`Gateway::start`] needs from the composition root.
 #[derive(Clone)]
@@ -92,16 +90,6 @@ pub struct GatewayHandle {
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
-struct Inbound {
-    transport: Transport,
-    source: SocketAddr,
-    data: Vec<u8>,
-    /// When it left the socket: the engine's backlog is measured from it (overload control).
-    at: std::time::Instant,
-}
-
-type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
-
 impl Gateway {
     /// Validates `config`, loads persisted bindings, binds UDP and TCP on `config.listen`
     /// (port 0 picks a free port, the same for both) and starts serving.
@@ -139,29 +127,22 @@ impl Gateway {
         });
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
-        let conns: Connections = Arc::default();
-        let max = config.max_message_size;
         let cancel = deps.cancel.clone();
-        let udp = udp.map(Arc::new);
-        if let Some(sock) = &udp {
-            tokio::spawn(udp_reader(sock.clone(), in_tx.clone(), max, cancel.clone()));
-        }
-        if let Some(listener) = tcp {
-            tokio::spawn(tcp_acceptor(
-                listener,
-                in_tx.clone(),
-                conns.clone(),
-                max,
-                cancel.clone(),
-            ));
-        }
-        let io = Io {
+        let stack = Stack::start(
             udp,
-            conns,
-            max,
-            inbound: in_tx,
-        };
-        let task = tokio::spawn(run(engine, in_rx, cmd_rx, io, cancel));
+            tcp,
+            config.max_message_size,
+            engine.m.malformed.clone(),
+            in_tx,
+            cancel.clone(),
+        )
+        .await
+        .map_err(|source| GatewayError::Bind {
+            transport: "UDP",
+            addr: local_addr,
+            source,
+        })?;
+        let task = tokio::spawn(run(engine, in_rx, cmd_rx, stack, cancel));
         tracing::info!(%local_addr, "SIP gateway listening");
         Ok(GatewayHandle {
             local_addr,
@@ -373,19 +354,11 @@ async fn bind(
     Err(last_err.unwrap_or(GatewayError::Stopped))
 }
 
-/// What the engine task needs to send.
-struct Io {
-    udp: Option<Arc<UdpSocket>>,
-    conns: Connections,
-    max: usize,
-    inbound: mpsc::Sender<Inbound>,
-}
-
 async fn run(
     mut engine: Engine,
     mut inbound: mpsc::Receiver<Inbound>,
     mut commands: mpsc::Receiver<Command>,
-    io: Io,
+    stack: Stack,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -395,213 +368,20 @@ async fn run(
             _ = cancel.cancelled() => break,
             Some(m) = inbound.recv() => {
                 engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
-                engine.handle_inbound(m.transport, m.source, &m.data).await;
+                engine.handle_event(m.event).await;
             }
             Some(c) = commands.recv() => engine.handle_command(c).await,
             _ = tick.tick() => engine.handle_timeout().await,
         }
-        flush(&mut engine, &io).await;
+        flush(&mut engine, &stack).await;
     }
     engine.shutdown().await;
-    flush(&mut engine, &io).await;
+    flush(&mut engine, &stack).await;
     tracing::info!("SIP gateway stopped");
 }
 
-async fn flush(engine: &mut Engine, io: &Io) {
-    for t in std::mem::take(&mut engine.out) {
-        send(t, io).await;
-    }
-}
-
-async fn send(t: Transmit, io: &Io) {
-    let (conns, max) = (&io.conns, io.max);
-    match t.target.transport {
-        Transport::Udp => {
-            if let Some(sock) = &io.udp
-                && let Err(e) = sock.send_to(&t.data, t.target.addr).await
-            {
-                tracing::debug!(error = %e, to = %t.target.addr, "UDP send failed");
-            }
-        }
-        Transport::Tcp => {
-            let existing = conns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&t.target.addr)
-                .cloned();
-            match existing {
-                Some(tx) => {
-                    let _ = tx.try_send(t.data);
-                }
-                None => {
-                    // No connection to reuse (RFC 3261 §18.1.1 / §18.2.2): open one.
-                    let conns = conns.clone();
-                    let inbound = io.inbound.clone();
-                    tokio::spawn(async move {
-                        let Ok(stream) = TcpStream::connect(t.target.addr).await else {
-                            tracing::debug!(to = %t.target.addr, "TCP connect failed");
-                            return;
-                        };
-                        let (tx, rx) = mpsc::channel(256);
-                        let _ = tx.try_send(t.data);
-                        conns
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(t.target.addr, tx);
-                        connection(
-                            stream,
-                            t.target.addr,
-                            Some(inbound),
-                            rx,
-                            conns,
-                            max,
-                            CancellationToken::new(),
-                        )
-                        .await;
-                    });
-                }
-            }
-        }
-    }
-}
-
-async fn udp_reader(
-    sock: Arc<UdpSocket>,
-    tx: mpsc::Sender<Inbound>,
-    max: usize,
-    cancel: CancellationToken,
-) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, source)) => {
-                    // Oversize datagrams are passed on truncated to max+1 so the engine counts
-                    // them; it never parses them.
-                    let data = buf[..n.min(max + 1)].to_vec();
-                    if tx.send(Inbound { transport: Transport::Udp, source, data, at: std::time::Instant::now() }).await.is_err() {
-                        return;
-                    }
-                }
-                // ICMP port unreachable surfaces here on some systems: keep serving.
-                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
-            }
-        }
-    }
-}
-
-async fn tcp_acceptor(
-    listener: TcpListener,
-    tx: mpsc::Sender<Inbound>,
-    conns: Connections,
-    max: usize,
-    cancel: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = listener.accept() => {
-                let Ok((stream, peer)) = r else { continue };
-                let (out_tx, out_rx) = mpsc::channel(256);
-                conns.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, out_tx);
-                tokio::spawn(connection(stream, peer, Some(tx.clone()), out_rx, conns.clone(), max, cancel.clone()));
-            }
-        }
-    }
-}
-
-/// Content-Length of a header block, for stream framing (RFC 3261 §18.3: mandatory on
-/// streams; missing is taken as 0).
-fn stream_content_length(head: &[u8]) -> Option<usize> {
-    let text = String::from_utf8_lossy(head);
-    for line in text.split("\r\n").skip(1) {
-        if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") {
-                return v.trim().parse().ok();
-            }
-        }
-    }
-    Some(0)
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    inbound: Option<mpsc::Sender<Inbound>>,
-    mut outbound: mpsc::Receiver<Vec<u8>>,
-    conns: Connections,
-    max: usize,
-    cancel: CancellationToken,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 8192];
-    'outer: loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            m = outbound.recv() => match m {
-                Some(data) => if wr.write_all(&data).await.is_err() { break },
-                None => break,
-            },
-            r = rd.read(&mut chunk) => {
-                let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    // RFC 5626 §3.5.1: a double CRLF is a ping, answered with one CRLF.
-                    if buf.starts_with(b"\r\n\r\n") {
-                        buf.drain(..4);
-                        if wr.write_all(b"\r\n").await.is_err() { break 'outer }
-                        continue;
-                    }
-                    while buf.starts_with(b"\r\n") && buf.len() >= 2 && !buf.starts_with(b"\r\n\r") {
-                        buf.drain(..2);
-                    }
-                    let Some(end) = find_header_end(&buf) else {
-                        if buf.len() > max { break 'outer }
-                        break;
-                    };
-                    let Some(cl) = stream_content_length(&buf[..end]) else {
-                        // Framing is lost without a usable Content-Length: close.
-                        break 'outer;
-                    };
-                    let total = end + 4 + cl;
-                    if total > max { break 'outer }
-                    if buf.len() < total { break }
-                    let frame: Vec<u8> = buf.drain(..total).collect();
-                    if let Some(tx) = &inbound
-                        && tx.send(Inbound { transport: Transport::Tcp, source: peer, data: frame, at: std::time::Instant::now() }).await.is_err()
-                    {
-                        break 'outer;
-                    }
-                }
-            }
-        }
-    }
-    conns
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&peer);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_framing_reads_content_length() {
-        assert_eq!(
-            stream_content_length(b"INVITE x SIP/2.0\r\nl: 12"),
-            Some(12)
-        );
-        assert_eq!(
-            stream_content_length(b"INVITE x SIP/2.0\r\nVia: x"),
-            Some(0)
-        );
-        assert_eq!(
-            stream_content_length(b"INVITE x SIP/2.0\r\nContent-Length: -1"),
-            None
-        );
+async fn flush(engine: &mut Engine, stack: &Stack) {
+    if !engine.out.is_empty() {
+        stack.send_all(std::mem::take(&mut engine.out)).await;
     }
 }

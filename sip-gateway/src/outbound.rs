@@ -20,7 +20,7 @@ use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_re
 use crate::sdp::{self, Codec, Direction};
 use crate::sip::{Headers, NameAddr, Request, Response};
 use crate::store::{self, CallRecord};
-use crate::transaction::{T64, Target, Transmit, Transport};
+use crate::transaction::{Kind, T64, Target, Transmit, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum C2cState {
@@ -298,6 +298,11 @@ impl Engine {
         let tx = Transmit {
             target: leg.d.target,
             data: ack.to_bytes(),
+            kind: if resp.status >= 300 {
+                Kind::AckInTransaction
+            } else {
+                Kind::Ack
+            },
         };
         self.out.push(tx.clone());
         tx

@@ -325,7 +325,8 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>, Option<u16>)> {
             ),
             Some(481),
         ),
-        ("empty datagram of CRLFs", b"\r\n\r\n".to_vec(), None),
+        // (Exactly CRLFCRLF is a keepalive ping, answered with a CRLF pong: tested apart.)
+        ("a datagram of blank lines", b"\r\n\r\n\r\n".to_vec(), None),
         (
             "only headers, no blank line",
             b"OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n".to_vec(),

@@ -107,6 +107,13 @@ pub fn base_config() -> GatewayConfig {
 
 impl Harness {
     pub async fn start(config: GatewayConfig) -> Result<Harness> {
+        // RUST_LOG=… shows the gateway's and rsipstack's logs when a test needs reading.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let db = ExternalDb::create(Backend::Sqlite)
             .await?
             .context("sqlite test database")?;

@@ -12,8 +12,10 @@ use crate::harness::*;
 mod corpus;
 use corpus::*;
 
-/// Sends an OPTIONS probe and collects every other response that arrives before its 200.
-async fn probe(c: &Client, n: u32) -> Result<Vec<Resp>> {
+/// Sends an OPTIONS probe and collects every other final response until the probe's 200
+/// has come and, when `answered`, the case's own answer too (each transaction answers on
+/// its own, so the two may arrive in either order).
+async fn probe(c: &Client, n: u32, answered: bool) -> Result<Vec<Resp>> {
     let m = format!(
         "OPTIONS sip:{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{n};rport\r\nFrom: <sip:probe@{me}>;tag=p{n}\r\nTo: <sip:{srv}>\r\nCall-ID: probe-{n}@test\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         srv = c.server,
@@ -21,7 +23,8 @@ async fn probe(c: &Client, n: u32) -> Result<Vec<Resp>> {
     );
     c.send(m.as_bytes()).await?;
     let mut others = Vec::new();
-    loop {
+    let mut probed = false;
+    while !probed || (answered && others.is_empty()) {
         let text = c.recv_text().await?;
         let status: u16 = text.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
         let r = Resp { status, text };
@@ -29,12 +32,12 @@ async fn probe(c: &Client, n: u32) -> Result<Vec<Resp>> {
             if r.status != 200 {
                 bail!("probe answered {}", r.status);
             }
-            return Ok(others);
-        }
-        if r.status >= 200 || r.status == 0 {
+            probed = true;
+        } else if r.status >= 200 || r.status == 0 {
             others.push(r);
         }
     }
+    Ok(others)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +48,7 @@ async fn malformed_corpus_is_answered_or_dropped_and_the_server_keeps_serving() 
     assert!(cases.len() >= 20);
     for (i, (name, data, expect)) in cases.into_iter().enumerate() {
         c.send(&data).await?;
-        let replies = probe(&c, i as u32 + 1).await?;
+        let replies = probe(&c, i as u32 + 1, expect.is_some()).await?;
         let got: Vec<u16> = replies.iter().map(|r| r.status).collect();
         match expect {
             Some(code) => assert_eq!(got, vec![code], "case {name:?}: {replies:?}"),
@@ -57,6 +60,15 @@ async fn malformed_corpus_is_answered_or_dropped_and_the_server_keeps_serving() 
     }
     assert!(h.metric("hotline_sip_malformed_total{action=\"reply_400\"}") >= 10);
     assert!(h.metric("hotline_sip_malformed_total{action=\"drop\"}") >= 5);
+    // A CRLF keepalive ping gets a CRLF pong (RFC 5626 §3.5.1, which phones send over UDP
+    // too), and is not counted as malformed.
+    let drops = h.metric("hotline_sip_malformed_total{action=\"drop\"}");
+    c.send(b"\r\n\r\n").await?;
+    assert_eq!(c.recv_text().await?, "\r\n");
+    assert_eq!(
+        h.metric("hotline_sip_malformed_total{action=\"drop\"}"),
+        drops
+    );
     h.finish().await
 }
 
@@ -69,7 +81,7 @@ async fn oversize_datagrams_are_dropped_and_counted() -> Result<()> {
         "a".repeat(20_000)
     );
     c.send(big.as_bytes()).await?;
-    assert!(probe(&c, 1).await?.is_empty());
+    assert!(probe(&c, 1, false).await?.is_empty());
     assert_eq!(
         h.metric("hotline_sip_malformed_total{action=\"oversize\"}"),
         1
@@ -112,17 +124,35 @@ async fn tcp_frames_pipelined_requests_and_survives_bad_framing() -> Result<()> 
     let (a, b) = third.split_at(30);
     s.write_all(a.as_bytes()).await?;
     let mut buf = Vec::new();
-    for n in 1..=2 {
+    // Each transaction answers on its own: the two answers may come in either order.
+    let mut answered = Vec::new();
+    for _ in 1..=2 {
         let r = read_response(&mut s, &mut buf).await?;
         assert!(r.starts_with("SIP/2.0 200"), "{r}");
-        assert!(r.contains(&format!("Call-ID: tcp-{n}")), "{r}");
+        answered.extend((1..=2).filter(|n| r.contains(&format!("Call-ID: tcp-{n}\r\n"))));
     }
+    answered.sort();
+    assert_eq!(answered, vec![1, 2]);
     s.write_all(b.as_bytes()).await?;
     let r = read_response(&mut s, &mut buf).await?;
     assert!(r.contains("Call-ID: tcp-3"), "{r}");
-    // A frame larger than the limit closes that connection only.
+    // A message over `max_message_size` is answered 513 (RFC 3261 §21.5.14)...
+    let big = opt(5).replace(
+        "Content-Length: 0\r\n",
+        &format!("X-Pad: {}\r\nContent-Length: 0\r\n", "a".repeat(20_000)),
+    );
+    s.write_all(big.as_bytes()).await?;
+    let r = read_response(&mut s, &mut buf).await?;
+    assert!(r.starts_with("SIP/2.0 513"), "{r}");
+    assert_eq!(
+        h.metric("hotline_sip_malformed_total{action=\"oversize\"}"),
+        1
+    );
+    // ...and a frame that cannot end within 64 KiB (rsipstack's stream limit) closes that
+    // connection only.
     s.write_all(b"OPTIONS sip:gw SIP/2.0\r\nContent-Length: 999999\r\n\r\n")
         .await?;
+    s.write_all(&vec![b'x'; 70_000]).await?;
     assert!(read_response(&mut s, &mut buf).await.is_err());
     let mut s2 = TcpStream::connect(h.addr).await?;
     s2.write_all(opt(4).as_bytes()).await?;

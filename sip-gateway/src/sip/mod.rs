@@ -1,7 +1,8 @@
 //! SIP messages as the rest of the crate sees them, and the one place where `rsipstack` is
-//! used (its `rsipstack::sip` parser gates every datagram and stream frame). Everything past
-//! this module speaks [`Message`], [`Request`], [`Response`] and the small helpers below, so a
-//! change of rsipstack's API touches only this file.
+//! used: its `rsipstack::sip` parser reads every message, and [`stack`] runs its transport
+//! and transaction layers under the engine. Everything past this module speaks [`Message`],
+//! [`Request`], [`Response`] and the small helpers below, so a change of rsipstack's API
+//! touches only this module.
 //!
 //! Malformed input (RFC 3261 §18.3, §8.2.2): a message that cannot be parsed at all is
 //! dropped; a request whose start line parses but that lacks a mandatory header, carries a
@@ -10,6 +11,8 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+
+pub(crate) mod stack;
 
 /// An ordered header list with canonical names (compact forms expanded by the parser).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,0 +1,549 @@
+//! rsipstack's transport and transaction layers under the engine.
+//!
+//! Transport (RFC 3261 §18): rsipstack's UDP connection reads and writes the SIP socket and
+//! stamps `received`/`rport` (RFC 3581 §4); its stream connections frame TCP. Every datagram
+//! first passes [`Screened`], our socket adapter, which refuses what the engine must not see:
+//! oversize datagrams (dropped), and malformed ones — 400 when a response can be addressed,
+//! dropped otherwise (§18.3, §8.2.2) — and counts them. TCP connections are accepted here
+//! (so UDP and TCP share one port, picked together) and handed to rsipstack's transport
+//! layer, which frames, parses and serves them.
+//!
+//! Transactions (§17, RFC 6026): rsipstack's endpoint matches every message to its
+//! transaction, retransmits (Timers A, E, G), absorbs retransmitted requests, answers CANCEL
+//! and ACKs our INVITEs' non-2xx finals. Each server transaction is served by a small task
+//! that forwards what its transaction user must see (the request, then a CANCEL or the 2xx
+//! ACK) to the engine, and takes the engine's responses through the transaction's own event
+//! channel; each client transaction is sent from the engine task (so requests leave in the
+//! engine's order) and a task forwards its responses. The engine stays the one owner of
+//! calls and registrations and never sees rsipstack's types: this module converts both ways.
+//!
+//! The ACK of a 2xx is the engine's (RFC 3261 §13.2.2.4; rsipstack's `auto_ack_2xx` is off):
+//! rsipstack would send it to the Contact of the 2xx, which behind NAT is not where the
+//! seat's registered flow is. A 2xx to INVITE ends rsipstack's client transaction at once,
+//! so every 2xx to INVITE — the first and each retransmission — reaches the engine through
+//! [`TwoXxTap`] at the transport, and the engine ACKs each one.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hotline_core::metrics::Metric;
+use rsipstack::sip::SipMessage;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption, TransportEventInspector};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::{Transaction, TransactionEvent, TransactionEventSender};
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLayer};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Message, Request, Response};
+use crate::transaction::{Kind, T64, Target, Transmit, Transport, server_key};
+
+/// What the stack hands to the engine.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A new request, or what a server transaction passes up after it (CANCEL, 2xx ACK).
+    Request {
+        req: Request,
+        transport: Transport,
+        source: SocketAddr,
+    },
+    /// A response to one of our client transactions (a local 408/503 from rsipstack too).
+    Response {
+        resp: Response,
+        transport: Transport,
+    },
+}
+
+/// An [`Event`] and when the stack handed it over (the engine's backlog is measured from
+/// it, for overload control).
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub(crate) event: Event,
+    pub(crate) at: Instant,
+}
+
+impl Inbound {
+    fn now(event: Event) -> Self {
+        Self {
+            event,
+            at: Instant::now(),
+        }
+    }
+}
+
+/// A live server transaction, as the engine task reaches it.
+#[derive(Clone)]
+struct Server {
+    /// The transaction's own event channel: our responses go in as `Respond` events, which
+    /// its task processes in order with everything else (rsipstack's cancel-safe way).
+    tu: TransactionEventSender,
+    key: TransactionKey,
+    /// Waiters for "everything queued so far is done", fired by the task when it meets the
+    /// marker queued after them (see [`Stack::send_all`]).
+    synced: Arc<Mutex<VecDeque<oneshot::Sender<()>>>>,
+}
+
+/// Live server transactions by [`server_key`].
+type Servers = Arc<Mutex<HashMap<String, Server>>>;
+
+/// The running stack: what the engine task needs to send.
+pub(crate) struct Stack {
+    endpoint: EndpointInnerRef,
+    servers: Servers,
+    events: mpsc::Sender<Inbound>,
+}
+
+/// rsipstack's datagram buffer (`MAX_UDP_BUF_SIZE`): a longer datagram would arrive cut.
+const UDP_BUFFER: usize = 8192;
+
+impl Stack {
+    /// Starts rsipstack's endpoint on the bound sockets. Events for the engine go to
+    /// `events`; everything stops with `cancel`.
+    pub(crate) async fn start(
+        udp: Option<UdpSocket>,
+        tcp: Option<TcpListener>,
+        max_message_size: usize,
+        malformed: Metric,
+        events: mpsc::Sender<Inbound>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<Stack> {
+        let layer = TransportLayer::new(cancel.child_token());
+        if let Some(sock) = udp {
+            let screened = Screened {
+                sock,
+                limit: max_message_size.min(UDP_BUFFER),
+                buf: tokio::sync::Mutex::new(vec![0; 65_536]),
+                malformed: malformed.clone(),
+            };
+            let conn =
+                UdpConnection::from_socket(Arc::new(screened), None, Some(cancel.child_token()))
+                    .await
+                    .map_err(std::io::Error::other)?;
+            layer.add_transport(SipConnection::Udp(conn));
+        }
+        let endpoint = rsipstack::EndpointBuilder::new()
+            .with_user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
+            .with_transport_layer(layer)
+            .with_cancel_token(cancel.child_token())
+            .with_transport_inspector(Box::new(TwoXxTap {
+                events: events.clone(),
+            }))
+            .with_option(EndpointOption {
+                // The engine gives up on its client transactions after 64·T1 on its own
+                // clock; rsipstack's Timer B/F comes later, so its local 408 never races
+                // the engine's decision.
+                t1x64: Duration::from_millis((T64 + 8_000) as u64),
+                auto_ack_2xx: false,
+                ..EndpointOption::default()
+            })
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(std::io::Error::other)?;
+        let inner = endpoint.inner.clone();
+        let servers = Servers::default();
+        tokio::spawn(async move { endpoint.serve().await });
+        if let Some(listener) = tcp {
+            tokio::spawn(accept_tcp(listener, inner.clone(), cancel.clone()));
+        }
+        tokio::spawn(serve_incoming(
+            incoming,
+            servers.clone(),
+            events.clone(),
+            max_message_size,
+            malformed,
+        ));
+        Ok(Stack {
+            endpoint: inner,
+            servers,
+            events,
+        })
+    }
+
+    /// Sends what the engine produced, in its order: a request or ACK leaves only after the
+    /// responses before it have left. Requests and ACKs are sent from this task; a response
+    /// is sent by its server transaction's task, so before the next request the responses
+    /// handed over are waited for (a marker after them in the transaction's queue; bounded,
+    /// so a transaction that ended meanwhile cannot stall the engine).
+    pub(crate) async fn send_all(&self, out: Vec<Transmit>) {
+        let mut pending: Vec<oneshot::Receiver<()>> = Vec::new();
+        for t in out {
+            if let Kind::Response(key) = &t.kind {
+                pending.extend(self.respond(key, &t.data));
+                continue;
+            }
+            for done in pending.drain(..) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), done).await;
+            }
+            self.send(t).await;
+        }
+    }
+
+    /// Hands a response to its server transaction; the receiver fires once it is sent.
+    fn respond(&self, key: &str, data: &[u8]) -> Option<oneshot::Receiver<()>> {
+        let Some(SipMessage::Response(resp)) = to_rsip(data) else {
+            return None;
+        };
+        let server = self
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned();
+        let Some(server) = server else {
+            // The 200 to a CANCEL: rsipstack's INVITE transaction already sent it.
+            tracing::debug!(key, "response without a live server transaction");
+            return None;
+        };
+        let (done, sent) = oneshot::channel();
+        server
+            .synced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(done);
+        let _ = server.tu.send(TransactionEvent::Respond(resp));
+        // `Terminate` makes `receive()` return without touching the transaction: the task
+        // takes it as the marker (and ends only when the transaction really has).
+        let _ = server
+            .tu
+            .send(TransactionEvent::Terminate(server.key.clone()));
+        Some(sent)
+    }
+
+    /// Sends one request or ACK (a response goes through [`Stack::send_all`]).
+    async fn send(&self, t: Transmit) {
+        match t.kind {
+            Kind::AckInTransaction => {}
+            Kind::Ack => {
+                let Some(ack) = to_rsip(&t.data) else {
+                    return;
+                };
+                let layer = TransportLayer {
+                    outbound: None,
+                    inner: self.endpoint.transport_layer.inner.clone(),
+                };
+                match layer.lookup(&sip_addr(t.target), None).await {
+                    Ok((conn, dest)) => {
+                        if let Err(e) = conn.send(ack, Some(&dest)).await {
+                            tracing::debug!(error = %e, "sending an ACK failed");
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "no connection for an ACK"),
+                }
+            }
+            Kind::Response(key) => {
+                // Not waited for: see send_all.
+                let _ = self.respond(&key, &t.data);
+            }
+            Kind::Request => {
+                let Some(SipMessage::Request(req)) = to_rsip(&t.data) else {
+                    return;
+                };
+                let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "request without a transaction key");
+                        return;
+                    }
+                };
+                let invite = req.method == rsipstack::sip::Method::Invite;
+                let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
+                tx.destination = Some(sip_addr(t.target));
+                if let Err(e) = tx.send().await {
+                    tracing::debug!(error = %e, "sending a request failed");
+                }
+                let events = self.events.clone();
+                let transport = t.target.transport;
+                tokio::spawn(async move {
+                    while let Some(msg) = tx.receive().await {
+                        let SipMessage::Response(r) = msg else {
+                            continue;
+                        };
+                        // A 2xx to INVITE reaches the engine through the tap.
+                        if invite
+                            && r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
+                        {
+                            continue;
+                        }
+                        let Ok(Message::Response(resp)) = super::parse(&r.to_bytes()) else {
+                            continue;
+                        };
+                        let event = Event::Response { resp, transport };
+                        if events.send(Inbound::now(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Passes every 2xx to INVITE to the engine as it arrives, before rsipstack matches it: the
+/// first one ends the client transaction, the retransmissions find none, and the engine
+/// must ACK each (RFC 3261 §13.2.2.4).
+struct TwoXxTap {
+    events: mpsc::Sender<Inbound>,
+}
+
+#[async_trait::async_trait]
+impl TransportEventInspector for TwoXxTap {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        if let TransportEvent::Incoming(SipMessage::Response(r), conn, _) = &event
+            && r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
+            && r.cseq_header()
+                .and_then(|c| c.method())
+                .is_ok_and(|m| m == rsipstack::sip::Method::Invite)
+            && let Ok(Message::Response(resp)) = super::parse(&r.to_bytes())
+        {
+            let transport = if conn.is_reliable() {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            let _ = self
+                .events
+                .send(Inbound::now(Event::Response { resp, transport }))
+                .await;
+        }
+        Some(event)
+    }
+}
+
+fn to_rsip(data: &[u8]) -> Option<SipMessage> {
+    match SipMessage::try_from(data) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            // Our own printer produced it: a bug, not bad input.
+            tracing::error!(error = %e, "rsipstack cannot read a message the engine built");
+            None
+        }
+    }
+}
+
+fn sip_addr(t: Target) -> SipAddr {
+    SipAddr {
+        r#type: Some(match t.transport {
+            Transport::Udp => rsipstack::sip::transport::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::transport::Transport::Tcp,
+        }),
+        addr: t.addr.into(),
+    }
+}
+
+/// Where a server transaction's request came from.
+fn origin(conn: Option<&SipConnection>) -> Option<(Transport, SocketAddr)> {
+    let conn = conn?;
+    let transport = if conn.is_reliable() {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    Some((transport, conn.get_remote_addr()?.get_socketaddr().ok()?))
+}
+
+/// New server transactions: each is registered (so the engine's answer finds it), its
+/// request goes to the engine, and a task serves it until it ends.
+async fn serve_incoming(
+    mut incoming: TransactionReceiver,
+    servers: Servers,
+    events: mpsc::Sender<Inbound>,
+    max_message_size: usize,
+    malformed: Metric,
+) {
+    while let Some(mut tx) = incoming.recv().await {
+        let Some((transport, source)) = origin(tx.connection.as_ref()) else {
+            continue;
+        };
+        let bytes = tx.original.to_bytes();
+        if bytes.len() > max_message_size {
+            // Over TCP (datagrams are screened before): RFC 3261 §21.5.14.
+            malformed.with(&[("action", "oversize")]).inc();
+            let _ = tx.reply(rsipstack::sip::StatusCode::MessageTooLarge).await;
+            continue;
+        }
+        let req = match super::parse(&bytes) {
+            Ok(Message::Request(r)) => r,
+            Ok(Message::Response(_)) => continue,
+            Err(e) => {
+                match e.reply.as_ref().and_then(|r| to_rsip(&r.to_bytes())) {
+                    Some(SipMessage::Response(resp)) => {
+                        malformed.with(&[("action", "reply_400")]).inc();
+                        let _ = tx.respond(resp).await;
+                    }
+                    _ => malformed.with(&[("action", "drop")]).inc(),
+                }
+                continue;
+            }
+        };
+        let key = server_key(&req);
+        let server = Server {
+            tu: tx.tu_sender.clone(),
+            key: tx.key.clone(),
+            synced: Arc::default(),
+        };
+        let synced = server.synced.clone();
+        servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), server);
+        let event = Event::Request {
+            req,
+            transport,
+            source,
+        };
+        if events.send(Inbound::now(event)).await.is_err() {
+            return;
+        }
+        let servers = servers.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            loop {
+                match tx.receive().await {
+                    Some(SipMessage::Request(r)) => {
+                        let Ok(Message::Request(req)) = super::parse(&r.to_bytes()) else {
+                            continue;
+                        };
+                        let event = Event::Request {
+                            req,
+                            transport,
+                            source,
+                        };
+                        if events.send(Inbound::now(event)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(SipMessage::Response(_)) => {}
+                    None => {
+                        // A marker of Stack::respond (or the real end): what was queued
+                        // before it has been processed.
+                        let done = synced.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                        if tx.is_terminated() {
+                            break;
+                        }
+                    }
+                }
+            }
+            servers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        });
+    }
+}
+
+/// Accepts TCP connections on our listener and hands each to rsipstack's transport layer
+/// (which frames, parses and serves it, and reuses it for requests to that peer).
+async fn accept_tcp(listener: TcpListener, endpoint: EndpointInnerRef, cancel: CancellationToken) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
+    let local = SipAddr {
+        r#type: Some(rsipstack::sip::transport::Transport::Tcp),
+        addr: local.into(),
+    };
+    let layer = TransportLayer {
+        outbound: None,
+        inner: endpoint.transport_layer.inner.clone(),
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        match TcpConnection::from_stream(stream, local.clone(), Some(cancel.child_token())) {
+            Ok(conn) => layer.add_connection(SipConnection::Tcp(conn)),
+            Err(e) => tracing::debug!(error = %e, "TCP connection not usable"),
+        }
+    }
+}
+
+/// The SIP UDP socket as rsipstack's transport reads it, with our screen in front.
+struct Screened {
+    sock: UdpSocket,
+    /// The largest datagram passed on.
+    limit: usize,
+    /// Room for any datagram, so that an oversize one is seen whole and counted.
+    buf: tokio::sync::Mutex<Vec<u8>>,
+    /// `hotline_sip_malformed_total`, counted before any answer leaves.
+    malformed: Metric,
+}
+
+impl Screened {
+    fn refused(&self, action: &'static str) {
+        self.malformed.with(&[("action", action)]).inc();
+    }
+}
+
+#[async_trait::async_trait]
+impl rsipstack::platform::net::UdpSocket for Screened {
+    async fn recv_from(&self, out: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let mut buf = self.buf.lock().await;
+        loop {
+            let (n, source) = match self.sock.recv_from(&mut buf).await {
+                Ok(r) => r,
+                // ICMP port unreachable surfaces here on some systems: keep serving.
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive error");
+                    continue;
+                }
+            };
+            let data = &buf[..n];
+            if n > self.limit.min(out.len()) {
+                tracing::debug!(%source, len = n, "SIP datagram too large, dropped");
+                self.refused("oversize");
+                continue;
+            }
+            // CRLF keepalives (RFC 5626 §3.5.1) are rsipstack's to answer.
+            if data.iter().all(u8::is_ascii_whitespace) {
+                out[..n].copy_from_slice(data);
+                return Ok((n, source));
+            }
+            // rsipstack gets the message as our parser understood it, printed anew: folded
+            // headers unfolded and compact names expanded (RFC 3261 §7.3), so both layers
+            // read one message the same way.
+            let canonical = match super::parse(data) {
+                Ok(Message::Request(r)) => r.to_bytes(),
+                Ok(Message::Response(r)) => r.to_bytes(),
+                Err(e) => {
+                    tracing::debug!(%source, reason = %e.reason, "malformed SIP message");
+                    match e.reply {
+                        Some(resp) => {
+                            self.refused("reply_400");
+                            let _ = self.sock.send_to(&resp.to_bytes(), source).await;
+                        }
+                        None => self.refused("drop"),
+                    }
+                    continue;
+                }
+            };
+            if canonical.len() > out.len() {
+                self.refused("oversize");
+                continue;
+            }
+            out[..canonical.len()].copy_from_slice(&canonical);
+            return Ok((canonical.len(), source));
+        }
+    }
+
+    async fn send_to(&self, data: &[u8], target: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.sock.send_to(data, target).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.sock.local_addr()?)
+    }
+}

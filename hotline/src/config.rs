@@ -86,6 +86,21 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+impl LogConfig {
+    /// The filter in effect. rsipstack logs every SIP packet whole at INFO — callers' numbers
+    /// included — so unless the filter names rsipstack, rsipstack is held at `warn`.
+    pub fn effective_filter(&self) -> String {
+        let f = self.filter.trim();
+        if f.contains("rsipstack") {
+            f.to_string()
+        } else if f.is_empty() {
+            "rsipstack=warn".to_string()
+        } else {
+            format!("{f},rsipstack=warn")
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -670,6 +685,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("key `http.nope`"), "{err}");
+    }
+
+    #[test]
+    fn rsipstack_is_held_at_warn_unless_named() {
+        let quiet = |f: &str| {
+            LogConfig {
+                filter: f.into(),
+                ..LogConfig::default()
+            }
+            .effective_filter()
+        };
+        assert_eq!(quiet("info"), "info,rsipstack=warn");
+        assert_eq!(quiet(""), "rsipstack=warn");
+        assert_eq!(quiet("debug,rsipstack=info"), "debug,rsipstack=info");
     }
 
     #[test]

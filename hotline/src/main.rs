@@ -7,7 +7,7 @@ use hotline::cli::{self, Cli};
 use hotline::config::{Config, LogFormat};
 
 fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
+    let filter = tracing_subscriber::EnvFilter::try_new(config.log.effective_filter())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

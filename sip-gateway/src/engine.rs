@@ -24,7 +24,7 @@ use crate::registrar::{RegisterInput, RegisterReject, Registrar};
 use crate::rtp::PortAllocator;
 use crate::sip::{self, Request, Response};
 use crate::store;
-use crate::transaction::{Target, Transactions, Transmit, Transport};
+use crate::transaction::{Done, Target, Transactions, Transmit, Transport};
 
 /// The methods we answer (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str =
@@ -188,6 +188,8 @@ pub(crate) struct Engine {
     next_qualify_at: UnixMillis,
     next_purge_at: UnixMillis,
     pub(crate) out: Vec<Transmit>,
+    /// Transactions to end now (the driver takes them after `out`).
+    pub(crate) done: Vec<Done>,
     reg_watch: watch::Sender<u64>,
     /// Where application calls are reported (none: DIDs routed to `ivr` get 480).
     pub(crate) app: Option<tokio::sync::mpsc::UnboundedSender<crate::app::AppEvent>>,
@@ -286,6 +288,7 @@ impl Engine {
             next_qualify_at: now + 1_000,
             next_purge_at: now + 60_000,
             out: Vec::new(),
+            done: Vec::new(),
             reg_watch: p.reg_watch,
             app: p.app,
             tap: p.tap,
@@ -424,6 +427,8 @@ impl Engine {
         {
             // No answer and no transaction: a flood costs us nothing more.
             self.m.flood_dropped.inc();
+            self.done
+                .push(Done::Server(crate::transaction::server_key(&req)));
             return;
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
@@ -718,6 +723,10 @@ impl Engine {
         let now = self.now();
         let timed_out = self.txns.handle_timeout(now);
         for t in timed_out {
+            if !t.branch.is_empty() {
+                self.done
+                    .push(Done::Client(format!("{}|{}", t.branch, t.method)));
+            }
             if let Some(q) = self.qualify.remove(&t.branch) {
                 self.qualified(q, false);
             } else if let Some(id) = self.by_sip.get(&t.call_id).cloned() {

@@ -384,4 +384,7 @@ async fn flush(engine: &mut Engine, stack: &Stack) {
     if !engine.out.is_empty() {
         stack.send_all(std::mem::take(&mut engine.out)).await;
     }
+    if !engine.done.is_empty() {
+        stack.end(std::mem::take(&mut engine.done));
+    }
 }

@@ -1,5 +1,5 @@
 //! `hotline-sip-gateway`: the SIP side of hotline. UDP and TCP transport with RFC 3581
-//! `rport`, transaction reliability, the registrar for agent seats with digest
+//! `rport` and the transaction layer (rsipstack's), the registrar for agent seats with digest
 //! authentication (RFC 2617 MD5, RFC 8760 SHA-256, nonce-count replay check) and brute-force
 //! blocking, trunk peers with an ACL and a channel cap, a B2BUA that bridges trunk calls to
 //! seats (and seats to seats or to allow-listed numbers) through an anchored RTP relay
@@ -7,8 +7,9 @@
 //! by REFER, session timers (RFC 4028), call detail records and
 //! [`hotline_core::events::CallEvent`]s.
 //!
-//! May depend on: `hotline-core` only among hotline's crates. `rsipstack` (its `sip` parser)
-//! is used only inside the private `sip` module; the rest speaks our own message types.
+//! May depend on: `hotline-core` only among hotline's crates. `rsipstack` (its `sip` parser,
+//! its transport and transaction layers) is used only inside the private `sip` module; the
+//! rest speaks our own message types.
 //!
 //! Drive contract: the binary builds a [`GatewayConfig`] (validated with
 //! [`GatewayConfig::validate`]), then calls [`Gateway::start`] with [`GatewayDeps`] (pool,

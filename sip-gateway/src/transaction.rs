@@ -69,6 +69,17 @@ pub(crate) enum Kind {
     AckInTransaction,
 }
 
+/// A transaction the engine is done with before rsipstack would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Done {
+    /// A request left unanswered (the flood guard's silence), by [`server_key`]: its server
+    /// transaction ends without a response.
+    Server(String),
+    /// A client transaction the engine gave up on after 64·T1, by `branch|METHOD`: its
+    /// retransmissions stop and no late 408 follows.
+    Client(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Transmit {
     pub(crate) target: Target,

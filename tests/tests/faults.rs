@@ -181,7 +181,10 @@ async fn a_database_outage_during_a_call_loses_nothing() -> Result<()> {
     cmd.env("HOTLINE_DATABASE__URL", &url);
     // The write queue's debug lines ("write queued: …", "write stored: …", "write queue
     // empty") are the events the test waits on.
-    cmd.env("HOTLINE_LOG__FILTER", "info,hotline::db::write_queue=debug");
+    cmd.env(
+        "HOTLINE_LOG__FILTER",
+        "info,rsipstack=warn,hotline::db::write_queue=debug",
+    );
     let mut server = Server::start(cmd)?;
     let sip: SocketAddr = server.sip.parse()?;
 

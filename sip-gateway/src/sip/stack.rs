@@ -25,11 +25,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotline_core::metrics::Metric;
 use rsipstack::sip::SipMessage;
+use rsipstack::sip::ToTypedHeader;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption, TransportEventInspector};
@@ -43,7 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Message, Request, Response};
-use crate::transaction::{Kind, T64, Target, Transmit, Transport, server_key};
+use crate::transaction::{Done, Kind, T64, Target, Transmit, Transport, server_key};
 
 /// What the stack hands to the engine.
 #[derive(Debug)]
@@ -88,15 +90,21 @@ struct Server {
     /// Waiters for "everything queued so far is done", fired by the task when it meets the
     /// marker queued after them (see [`Stack::send_all`]).
     synced: Arc<Mutex<VecDeque<oneshot::Sender<()>>>>,
+    /// The engine will not answer: the task ends the transaction at the next marker.
+    abandoned: Arc<AtomicBool>,
 }
 
 /// Live server transactions by [`server_key`].
 type Servers = Arc<Mutex<HashMap<String, Server>>>;
 
+/// Live client transactions by `branch|METHOD`.
+type Clients = Arc<Mutex<HashMap<String, (TransactionEventSender, TransactionKey)>>>;
+
 /// The running stack: what the engine task needs to send.
 pub(crate) struct Stack {
     endpoint: EndpointInnerRef,
     servers: Servers,
+    clients: Clients,
     events: mpsc::Sender<Inbound>,
 }
 
@@ -163,6 +171,7 @@ impl Stack {
         Ok(Stack {
             endpoint: inner,
             servers,
+            clients: Clients::default(),
             events,
         })
     }
@@ -183,6 +192,37 @@ impl Stack {
                 let _ = tokio::time::timeout(Duration::from_secs(1), done).await;
             }
             self.send(t).await;
+        }
+    }
+
+    /// Ends transactions the engine is done with: a server transaction it does not answer
+    /// (nothing is sent; a retransmission of the request is a new one), a client
+    /// transaction it gave up on (its retransmissions stop).
+    pub(crate) fn end(&self, done: Vec<Done>) {
+        for d in done {
+            match d {
+                Done::Server(key) => {
+                    let server = self
+                        .servers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    if let Some(server) = server {
+                        server.abandoned.store(true, Ordering::Relaxed);
+                        let _ = server.tu.send(TransactionEvent::Terminate(server.key));
+                    }
+                }
+                Done::Client(key) => {
+                    let client = self
+                        .clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    if let Some((tu, key)) = client {
+                        let _ = tu.send(TransactionEvent::Terminate(key));
+                    }
+                }
+            }
         }
     }
 
@@ -220,7 +260,7 @@ impl Stack {
     /// Sends one request or ACK (a response goes through [`Stack::send_all`]).
     async fn send(&self, t: Transmit) {
         match t.kind {
-            Kind::AckInTransaction => {}
+            Kind::AckInTransaction | Kind::Response(_) => {}
             Kind::Ack => {
                 let Some(ack) = to_rsip(&t.data) else {
                     return;
@@ -238,10 +278,6 @@ impl Stack {
                     Err(e) => tracing::debug!(error = %e, "no connection for an ACK"),
                 }
             }
-            Kind::Response(key) => {
-                // Not waited for: see send_all.
-                let _ = self.respond(&key, &t.data);
-            }
             Kind::Request => {
                 let Some(SipMessage::Request(req)) = to_rsip(&t.data) else {
                     return;
@@ -254,6 +290,11 @@ impl Stack {
                     }
                 };
                 let invite = req.method == rsipstack::sip::Method::Invite;
+                let ours = req
+                    .via_header()
+                    .ok()
+                    .and_then(|v| v.typed().ok())
+                    .and_then(|v| v.branch().map(|b| format!("{b}|{}", req.method)));
                 let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
                 tx.destination = Some(sip_addr(t.target));
                 if let Err(e) = tx.send().await {
@@ -261,6 +302,13 @@ impl Stack {
                 }
                 let events = self.events.clone();
                 let transport = t.target.transport;
+                let clients = self.clients.clone();
+                if let Some(ours) = &ours {
+                    clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ours.clone(), (tx.tu_sender.clone(), tx.key.clone()));
+                }
                 tokio::spawn(async move {
                     while let Some(msg) = tx.receive().await {
                         let SipMessage::Response(r) = msg else {
@@ -277,8 +325,14 @@ impl Stack {
                         };
                         let event = Event::Response { resp, transport };
                         if events.send(Inbound::now(event)).await.is_err() {
-                            return;
+                            break;
                         }
+                    }
+                    if let Some(ours) = ours {
+                        clients
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&ours);
                     }
                 });
             }
@@ -388,8 +442,10 @@ async fn serve_incoming(
             tu: tx.tu_sender.clone(),
             key: tx.key.clone(),
             synced: Arc::default(),
+            abandoned: Arc::default(),
         };
         let synced = server.synced.clone();
+        let abandoned = server.abandoned.clone();
         servers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -428,7 +484,7 @@ async fn serve_incoming(
                         if let Some(done) = done {
                             let _ = done.send(());
                         }
-                        if tx.is_terminated() {
+                        if tx.is_terminated() || abandoned.load(Ordering::Relaxed) {
                             break;
                         }
                     }

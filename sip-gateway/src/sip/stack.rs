@@ -10,18 +10,21 @@
 //!
 //! Transactions (§17, RFC 6026): rsipstack's endpoint matches every message to its
 //! transaction, retransmits (Timers A, E, G), absorbs retransmitted requests, answers CANCEL
-//! and ACKs our INVITEs' non-2xx finals. Each server transaction is served by a small task
-//! that forwards what its transaction user must see (the request, then a CANCEL or the 2xx
-//! ACK) to the engine, and takes the engine's responses through the transaction's own event
-//! channel; each client transaction is sent from the engine task (so requests leave in the
-//! engine's order) and a task forwards its responses. The engine stays the one owner of
-//! calls and registrations and never sees rsipstack's types: this module converts both ways.
+//! and ACKs our INVITEs' non-2xx finals. A new request reaches the engine once its server
+//! transaction exists (so the engine's answer finds it); that transaction's task sends the
+//! engine's responses, taken through the transaction's own event channel. Client
+//! transactions are sent from the engine task, so requests leave in the engine's order.
+//!
+//! What the engine must see in arrival order — every response, and every ACK and CANCEL —
+//! [`Arrivals`] passes to it as it comes off the socket, before rsipstack matches it: an ACK
+//! then a BYE from one phone reach the engine in that order, and so do a 180 and the 200
+//! behind it. rsipstack still gets each message and does its part (absorbing, stopping
+//! retransmissions, the CANCEL's 200). The engine saw every response before rsipstack was
+//! under it and still takes repeats in its stride.
 //!
 //! The ACK of a 2xx is the engine's (RFC 3261 §13.2.2.4; rsipstack's `auto_ack_2xx` is off):
 //! rsipstack would send it to the Contact of the 2xx, which behind NAT is not where the
-//! seat's registered flow is. A 2xx to INVITE ends rsipstack's client transaction at once,
-//! so every 2xx to INVITE — the first and each retransmission — reaches the engine through
-//! [`TwoXxTap`] at the transport, and the engine ACKs each one.
+//! seat's registered flow is; the engine ACKs each 2xx it sees, the retransmitted ones too.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -50,13 +53,13 @@ use crate::transaction::{Done, Kind, T64, Target, Transmit, Transport, server_ke
 /// What the stack hands to the engine.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A new request, or what a server transaction passes up after it (CANCEL, 2xx ACK).
+    /// A request: new (its server transaction exists), or an ACK or CANCEL.
     Request {
         req: Request,
         transport: Transport,
         source: SocketAddr,
     },
-    /// A response to one of our client transactions (a local 408/503 from rsipstack too).
+    /// A response, as it arrived.
     Response {
         resp: Response,
         transport: Transport,
@@ -105,7 +108,6 @@ pub(crate) struct Stack {
     endpoint: EndpointInnerRef,
     servers: Servers,
     clients: Clients,
-    events: mpsc::Sender<Inbound>,
 }
 
 /// rsipstack's datagram buffer (`MAX_UDP_BUF_SIZE`): a longer datagram would arrive cut.
@@ -140,7 +142,7 @@ impl Stack {
             .with_user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
             .with_transport_layer(layer)
             .with_cancel_token(cancel.child_token())
-            .with_transport_inspector(Box::new(TwoXxTap {
+            .with_transport_inspector(Box::new(Arrivals {
                 events: events.clone(),
             }))
             .with_option(EndpointOption {
@@ -164,7 +166,7 @@ impl Stack {
         tokio::spawn(serve_incoming(
             incoming,
             servers.clone(),
-            events.clone(),
+            events,
             max_message_size,
             malformed,
         ));
@@ -172,7 +174,6 @@ impl Stack {
             endpoint: inner,
             servers,
             clients: Clients::default(),
-            events,
         })
     }
 
@@ -289,7 +290,6 @@ impl Stack {
                         return;
                     }
                 };
-                let invite = req.method == rsipstack::sip::Method::Invite;
                 let ours = req
                     .via_header()
                     .ok()
@@ -300,8 +300,6 @@ impl Stack {
                 if let Err(e) = tx.send().await {
                     tracing::debug!(error = %e, "sending a request failed");
                 }
-                let events = self.events.clone();
-                let transport = t.target.transport;
                 let clients = self.clients.clone();
                 if let Some(ours) = &ours {
                     clients
@@ -309,25 +307,11 @@ impl Stack {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(ours.clone(), (tx.tu_sender.clone(), tx.key.clone()));
                 }
+                // The task only drives the transaction (retransmission, the non-2xx ACK,
+                // timers): its responses reach the engine through `Arrivals`. A local 408 or
+                // 503 of rsipstack's is not passed on; the engine's own 64·T1 decides.
                 tokio::spawn(async move {
-                    while let Some(msg) = tx.receive().await {
-                        let SipMessage::Response(r) = msg else {
-                            continue;
-                        };
-                        // A 2xx to INVITE reaches the engine through the tap.
-                        if invite
-                            && r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
-                        {
-                            continue;
-                        }
-                        let Ok(Message::Response(resp)) = super::parse(&r.to_bytes()) else {
-                            continue;
-                        };
-                        let event = Event::Response { resp, transport };
-                        if events.send(Inbound::now(event)).await.is_err() {
-                            break;
-                        }
-                    }
+                    while tx.receive().await.is_some() {}
                     if let Some(ours) = ours {
                         clients
                             .lock()
@@ -340,32 +324,42 @@ impl Stack {
     }
 }
 
-/// Passes every 2xx to INVITE to the engine as it arrives, before rsipstack matches it: the
-/// first one ends the client transaction, the retransmissions find none, and the engine
-/// must ACK each (RFC 3261 §13.2.2.4).
-struct TwoXxTap {
+/// Passes what the engine must see in arrival order — every response, every ACK and
+/// CANCEL — to the engine as it comes off the socket, then lets rsipstack have it too.
+struct Arrivals {
     events: mpsc::Sender<Inbound>,
 }
 
 #[async_trait::async_trait]
-impl TransportEventInspector for TwoXxTap {
+impl TransportEventInspector for Arrivals {
     async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
-        if let TransportEvent::Incoming(SipMessage::Response(r), conn, _) = &event
-            && r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful
-            && r.cseq_header()
-                .and_then(|c| c.method())
-                .is_ok_and(|m| m == rsipstack::sip::Method::Invite)
-            && let Ok(Message::Response(resp)) = super::parse(&r.to_bytes())
-        {
+        if let TransportEvent::Incoming(msg, conn, from) = &event {
+            let pass = match msg {
+                SipMessage::Response(_) => true,
+                SipMessage::Request(r) => matches!(
+                    r.method,
+                    rsipstack::sip::Method::Ack | rsipstack::sip::Method::Cancel
+                ),
+            };
             let transport = if conn.is_reliable() {
                 Transport::Tcp
             } else {
                 Transport::Udp
             };
-            let _ = self
-                .events
-                .send(Inbound::now(Event::Response { resp, transport }))
-                .await;
+            let event = match super::parse(&msg.to_bytes()) {
+                Ok(Message::Response(resp)) if pass => Some(Event::Response { resp, transport }),
+                Ok(Message::Request(req)) if pass => {
+                    from.get_socketaddr().ok().map(|source| Event::Request {
+                        req,
+                        transport,
+                        source,
+                    })
+                }
+                _ => None,
+            };
+            if let Some(e) = event {
+                let _ = self.events.send(Inbound::now(e)).await;
+            }
         }
         Some(event)
     }
@@ -459,24 +453,11 @@ async fn serve_incoming(
             return;
         }
         let servers = servers.clone();
-        let events = events.clone();
         tokio::spawn(async move {
             loop {
                 match tx.receive().await {
-                    Some(SipMessage::Request(r)) => {
-                        let Ok(Message::Request(req)) = super::parse(&r.to_bytes()) else {
-                            continue;
-                        };
-                        let event = Event::Request {
-                            req,
-                            transport,
-                            source,
-                        };
-                        if events.send(Inbound::now(event)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(SipMessage::Response(_)) => {}
+                    // ACK and CANCEL reached the engine through `Arrivals`.
+                    Some(_) => {}
                     None => {
                         // A marker of Stack::respond (or the real end): what was queued
                         // before it has been processed.

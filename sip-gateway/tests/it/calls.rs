@@ -207,20 +207,6 @@ async fn invite_from_a_non_peer_address_is_forbidden() -> Result<()> {
     h.finish().await
 }
 
-fn invite(c: &Client, n: u32, rtp_port: u16, codec: (u8, &str)) -> String {
-    let sdp = format!(
-        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
-        pt = codec.0,
-        name = codec.1
-    );
-    format!(
-        "INVITE sip:{DID}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKinv{n};rport\r\nFrom: <sip:1390000{n:04}@{me}>;tag=f{n}\r\nTo: <sip:{DID}@{srv}>\r\nCall-ID: call-{n}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len(),
-        srv = c.server,
-        me = c.local
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_31st_concurrent_trunk_call_gets_503_with_retry_after() -> Result<()> {
     let mut cfg = base_config();
@@ -674,39 +660,6 @@ async fn a_seat_blind_transfers_the_caller_to_another_seat() -> Result<()> {
     // Audio reached the new seat and came back through the re-bridged relay.
     assert!(h.metric("hotline_sip_rtp_packets_total{direction=\"seat_to_caller\"}") > 0);
     h.finish().await
-}
-
-/// Answers a request received as `text` with `status`, echoing the transaction headers;
-/// adds a To tag and `body` (SDP) when given.
-fn answer(text: &str, status: &str, tag: Option<&str>, body: &str) -> String {
-    let mut r = format!("SIP/2.0 {status}\r\n");
-    for line in text.split("\r\n").skip(1) {
-        let name = line.split(':').next().unwrap_or("");
-        if ["Via", "From", "Call-ID", "CSeq"].contains(&name) {
-            r.push_str(line);
-            r.push_str("\r\n");
-        } else if name == "To" {
-            r.push_str(line);
-            if let Some(t) = tag {
-                r.push_str(&format!(";tag={t}"));
-            }
-            r.push_str("\r\n");
-        }
-    }
-    if !body.is_empty() {
-        r.push_str("Contact: <sip:8001@127.0.0.1>\r\nContent-Type: application/sdp\r\n");
-    }
-    r.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    r
-}
-
-async fn recv_request(c: &Client, method: &str) -> Result<String> {
-    loop {
-        let m = c.recv_text().await?;
-        if m.starts_with(&format!("{method} ")) {
-            return Ok(m);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -492,3 +492,52 @@ pub async fn sipp_register(
     .success()
     .await
 }
+
+/// A trunk INVITE from `c` to the DID routed to seat 8001, offering `codec` and RFC 4733.
+pub fn invite(c: &Client, n: u32, rtp_port: u16, codec: (u8, &str)) -> String {
+    let sdp = format!(
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        pt = codec.0,
+        name = codec.1
+    );
+    format!(
+        "INVITE sip:{DID}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKinv{n};rport\r\nFrom: <sip:1390000{n:04}@{me}>;tag=f{n}\r\nTo: <sip:{DID}@{srv}>\r\nCall-ID: call-{n}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        srv = c.server,
+        me = c.local
+    )
+}
+
+/// Answers a request received as `text` with `status`, echoing the transaction headers;
+/// adds a To tag and `body` (SDP) when given.
+pub fn answer(text: &str, status: &str, tag: Option<&str>, body: &str) -> String {
+    let mut r = format!("SIP/2.0 {status}\r\n");
+    for line in text.split("\r\n").skip(1) {
+        let name = line.split(':').next().unwrap_or("");
+        if ["Via", "From", "Call-ID", "CSeq"].contains(&name) {
+            r.push_str(line);
+            r.push_str("\r\n");
+        } else if name == "To" {
+            r.push_str(line);
+            if let Some(t) = tag {
+                r.push_str(&format!(";tag={t}"));
+            }
+            r.push_str("\r\n");
+        }
+    }
+    if !body.is_empty() {
+        r.push_str("Contact: <sip:8001@127.0.0.1>\r\nContent-Type: application/sdp\r\n");
+    }
+    r.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    r
+}
+
+/// The next request with `method`, skipping anything else.
+pub async fn recv_request(c: &Client, method: &str) -> Result<String> {
+    loop {
+        let m = c.recv_text().await?;
+        if m.starts_with(&format!("{method} ")) {
+            return Ok(m);
+        }
+    }
+}

@@ -7,3 +7,4 @@ mod harness;
 mod outbound_policy;
 mod registrar;
 mod robustness;
+mod transactions;

@@ -19,6 +19,7 @@ use crate::engine::{Command, Engine, EngineParts};
 use crate::error::GatewayError;
 use crate::sip::stack::{Inbound, Stack};
 use crate::store;
+use rsipstack::transaction::TransactionReceiver;
 
 /// Everything [`Gateway::start`] needs from the composition root.
 #[derive(Clone)]
@@ -128,7 +129,7 @@ impl Gateway {
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
         let cancel = deps.cancel.clone();
-        let stack = Stack::start(
+        let (stack, incoming) = Stack::start(
             udp,
             tcp,
             config.max_message_size,
@@ -142,7 +143,7 @@ impl Gateway {
             addr: local_addr,
             source,
         })?;
-        let task = tokio::spawn(run(engine, in_rx, cmd_rx, stack, cancel));
+        let task = tokio::spawn(run(engine, in_rx, incoming, cmd_rx, stack, cancel));
         tracing::info!(%local_addr, "SIP gateway listening");
         Ok(GatewayHandle {
             local_addr,
@@ -357,8 +358,9 @@ async fn bind(
 async fn run(
     mut engine: Engine,
     mut inbound: mpsc::Receiver<Inbound>,
+    mut incoming: TransactionReceiver,
     mut commands: mpsc::Receiver<Command>,
-    stack: Stack,
+    mut stack: Stack,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -370,17 +372,23 @@ async fn run(
                 engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
                 engine.handle_event(m.event).await;
             }
+            Some(tx) = incoming.recv() => {
+                if let Some(m) = stack.accept(tx).await {
+                    engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
+                    engine.handle_event(m.event).await;
+                }
+            }
             Some(c) = commands.recv() => engine.handle_command(c).await,
             _ = tick.tick() => engine.handle_timeout().await,
         }
-        flush(&mut engine, &stack).await;
+        flush(&mut engine, &mut stack).await;
     }
     engine.shutdown().await;
-    flush(&mut engine, &stack).await;
+    flush(&mut engine, &mut stack).await;
     tracing::info!("SIP gateway stopped");
 }
 
-async fn flush(engine: &mut Engine, stack: &Stack) {
+async fn flush(engine: &mut Engine, stack: &mut Stack) {
     if !engine.out.is_empty() {
         stack.send_all(std::mem::take(&mut engine.out)).await;
     }

@@ -10,25 +10,27 @@
 //!
 //! Transactions (§17, RFC 6026): rsipstack's endpoint matches every message to its
 //! transaction, retransmits (Timers A, E, G), absorbs retransmitted requests, answers CANCEL
-//! and ACKs our INVITEs' non-2xx finals. A new request reaches the engine once its server
-//! transaction exists (so the engine's answer finds it); that transaction's task sends the
-//! engine's responses, taken through the transaction's own event channel. Client
-//! transactions are sent from the engine task, so requests leave in the engine's order.
+//! once an INVITE is answered, and ACKs our INVITEs' non-2xx finals. A new server
+//! transaction comes to the engine's task ([`Stack::accept`]), which keeps it and answers
+//! through it in line ([`Stack::send_all`]): every message leaves in the engine's order and
+//! no task or wake-up is spent per answer. A non-INVITE transaction is done with its final
+//! answer (rsipstack keeps that answer for retransmissions); an answered INVITE transaction
+//! gets a task that drives it to its end (2xx or non-2xx retransmission until the ACK).
+//! Client transactions are sent from the engine task too, each with a task that drives it.
 //!
 //! What the engine must see in arrival order — every response, and every ACK and CANCEL —
 //! [`Arrivals`] passes to it as it comes off the socket, before rsipstack matches it: an ACK
 //! then a BYE from one phone reach the engine in that order, and so do a 180 and the 200
 //! behind it. rsipstack still gets each message and does its part (absorbing, stopping
-//! retransmissions, the CANCEL's 200). The engine saw every response before rsipstack was
-//! under it and still takes repeats in its stride.
+//! retransmissions). The engine saw every response before rsipstack was under it and takes
+//! repeats in its stride.
 //!
 //! The ACK of a 2xx is the engine's (RFC 3261 §13.2.2.4; rsipstack's `auto_ack_2xx` is off):
 //! rsipstack would send it to the Contact of the 2xx, which behind NAT is not where the
 //! seat's registered flow is; the engine ACKs each 2xx it sees, the retransmitted ones too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +46,7 @@ use rsipstack::transport::tcp::TcpConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, SipConnection, TransportEvent, TransportLayer};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Message, Request, Response};
@@ -53,7 +55,7 @@ use crate::transaction::{Done, Kind, T64, Target, Transmit, Transport, server_ke
 /// What the stack hands to the engine.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A request: new (its server transaction exists), or an ACK or CANCEL.
+    /// A request: new (its server transaction is kept by the stack), or an ACK or CANCEL.
     Request {
         req: Request,
         transport: Transport,
@@ -75,7 +77,7 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
-    fn now(event: Event) -> Self {
+    pub(crate) fn now(event: Event) -> Self {
         Self {
             event,
             at: Instant::now(),
@@ -83,39 +85,27 @@ impl Inbound {
     }
 }
 
-/// A live server transaction, as the engine task reaches it.
-#[derive(Clone)]
-struct Server {
-    /// The transaction's own event channel: our responses go in as `Respond` events, which
-    /// its task processes in order with everything else (rsipstack's cancel-safe way).
-    tu: TransactionEventSender,
-    key: TransactionKey,
-    /// Waiters for "everything queued so far is done", fired by the task when it meets the
-    /// marker queued after them (see [`Stack::send_all`]).
-    synced: Arc<Mutex<VecDeque<oneshot::Sender<()>>>>,
-    /// The engine will not answer: the task ends the transaction at the next marker.
-    abandoned: Arc<AtomicBool>,
-}
-
-/// Live server transactions by [`server_key`].
-type Servers = Arc<Mutex<HashMap<String, Server>>>;
-
-/// Live client transactions by `branch|METHOD`.
+/// Live client transactions by `branch|METHOD` (their tasks remove themselves).
 type Clients = Arc<Mutex<HashMap<String, (TransactionEventSender, TransactionKey)>>>;
 
-/// The running stack: what the engine task needs to send.
+/// The running stack, owned by the engine's task.
 pub(crate) struct Stack {
     endpoint: EndpointInnerRef,
-    servers: Servers,
+    /// Server transactions not yet finally answered, by [`server_key`].
+    servers: HashMap<String, Transaction>,
     clients: Clients,
+    arrived: Arrived,
+    max_message_size: usize,
+    malformed: Metric,
 }
 
 /// rsipstack's datagram buffer (`MAX_UDP_BUF_SIZE`): a longer datagram would arrive cut.
 const UDP_BUFFER: usize = 8192;
 
 impl Stack {
-    /// Starts rsipstack's endpoint on the bound sockets. Events for the engine go to
-    /// `events`; everything stops with `cancel`.
+    /// Starts rsipstack's endpoint on the bound sockets. ACKs, CANCELs and responses go to
+    /// `events`; new server transactions come out of the returned receiver, for
+    /// [`Stack::accept`]. Everything stops with `cancel`.
     pub(crate) async fn start(
         udp: Option<UdpSocket>,
         tcp: Option<TcpListener>,
@@ -123,8 +113,9 @@ impl Stack {
         malformed: Metric,
         events: mpsc::Sender<Inbound>,
         cancel: CancellationToken,
-    ) -> std::io::Result<Stack> {
+    ) -> std::io::Result<(Stack, TransactionReceiver)> {
         let layer = TransportLayer::new(cancel.child_token());
+        let arrived = Arrived::default();
         if let Some(sock) = udp {
             let screened = Screened {
                 sock,
@@ -143,7 +134,8 @@ impl Stack {
             .with_transport_layer(layer)
             .with_cancel_token(cancel.child_token())
             .with_transport_inspector(Box::new(Arrivals {
-                events: events.clone(),
+                events,
+                arrived: arrived.clone(),
             }))
             .with_option(EndpointOption {
                 // The engine gives up on its client transactions after 64·T1 on its own
@@ -158,40 +150,69 @@ impl Stack {
             .incoming_transactions()
             .map_err(std::io::Error::other)?;
         let inner = endpoint.inner.clone();
-        let servers = Servers::default();
         tokio::spawn(async move { endpoint.serve().await });
         if let Some(listener) = tcp {
             tokio::spawn(accept_tcp(listener, inner.clone(), cancel.clone()));
         }
-        tokio::spawn(serve_incoming(
-            incoming,
-            servers.clone(),
-            events,
+        let stack = Stack {
+            endpoint: inner,
+            servers: HashMap::new(),
+            clients: Clients::default(),
+            arrived,
             max_message_size,
             malformed,
-        ));
-        Ok(Stack {
-            endpoint: inner,
-            servers,
-            clients: Clients::default(),
+        };
+        Ok((stack, incoming))
+    }
+
+    /// Takes a new server transaction: returns its request for the engine, with when it
+    /// came off the socket, and keeps the transaction for the answer; an oversize (TCP) or
+    /// malformed request is answered here.
+    pub(crate) async fn accept(&mut self, mut tx: Transaction) -> Option<Inbound> {
+        let at = branch_of(&tx.original)
+            .and_then(|b| {
+                self.arrived
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&b)
+            })
+            .unwrap_or_else(Instant::now);
+        let (transport, source) = origin(tx.connection.as_ref())?;
+        let bytes = tx.original.to_bytes();
+        if bytes.len() > self.max_message_size {
+            // Over TCP (datagrams are screened before): RFC 3261 §21.5.14.
+            self.malformed.with(&[("action", "oversize")]).inc();
+            let _ = tx.reply(rsipstack::sip::StatusCode::MessageTooLarge).await;
+            return None;
+        }
+        let req = match super::parse(&bytes) {
+            Ok(Message::Request(r)) => r,
+            Ok(Message::Response(_)) => return None,
+            Err(e) => {
+                match e.reply.as_ref().and_then(|r| to_rsip(&r.to_bytes())) {
+                    Some(SipMessage::Response(resp)) => {
+                        self.malformed.with(&[("action", "reply_400")]).inc();
+                        let _ = tx.respond(resp).await;
+                    }
+                    _ => self.malformed.with(&[("action", "drop")]).inc(),
+                }
+                return None;
+            }
+        };
+        self.servers.insert(server_key(&req), tx);
+        Some(Inbound {
+            event: Event::Request {
+                req,
+                transport,
+                source,
+            },
+            at,
         })
     }
 
-    /// Sends what the engine produced, in its order: a request or ACK leaves only after the
-    /// responses before it have left. Requests and ACKs are sent from this task; a response
-    /// is sent by its server transaction's task, so before the next request the responses
-    /// handed over are waited for (a marker after them in the transaction's queue; bounded,
-    /// so a transaction that ended meanwhile cannot stall the engine).
-    pub(crate) async fn send_all(&self, out: Vec<Transmit>) {
-        let mut pending: Vec<oneshot::Receiver<()>> = Vec::new();
+    /// Sends what the engine produced, in its order, from the engine's task.
+    pub(crate) async fn send_all(&mut self, out: Vec<Transmit>) {
         for t in out {
-            if let Kind::Response(key) = &t.kind {
-                pending.extend(self.respond(key, &t.data));
-                continue;
-            }
-            for done in pending.drain(..) {
-                let _ = tokio::time::timeout(Duration::from_secs(1), done).await;
-            }
             self.send(t).await;
         }
     }
@@ -199,19 +220,11 @@ impl Stack {
     /// Ends transactions the engine is done with: a server transaction it does not answer
     /// (nothing is sent; a retransmission of the request is a new one), a client
     /// transaction it gave up on (its retransmissions stop).
-    pub(crate) fn end(&self, done: Vec<Done>) {
+    pub(crate) fn end(&mut self, done: Vec<Done>) {
         for d in done {
             match d {
                 Done::Server(key) => {
-                    let server = self
-                        .servers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                    if let Some(server) = server {
-                        server.abandoned.store(true, Ordering::Relaxed);
-                        let _ = server.tu.send(TransactionEvent::Terminate(server.key));
-                    }
+                    self.servers.remove(&key);
                 }
                 Done::Client(key) => {
                     let client = self
@@ -227,56 +240,67 @@ impl Stack {
         }
     }
 
-    /// Hands a response to its server transaction; the receiver fires once it is sent.
-    fn respond(&self, key: &str, data: &[u8]) -> Option<oneshot::Receiver<()>> {
-        let Some(SipMessage::Response(resp)) = to_rsip(data) else {
-            return None;
+    /// Answers through the server transaction `key`. A final answer ends the engine's hold
+    /// on it: a non-INVITE transaction is done (rsipstack keeps the answer for
+    /// retransmissions), an INVITE one gets a task that drives it to its end.
+    async fn respond(&mut self, key: &str, t: Transmit) {
+        let Some(SipMessage::Response(resp)) = to_rsip(&t.data) else {
+            return;
         };
-        let server = self
-            .servers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned();
-        let Some(server) = server else {
-            // The 200 to a CANCEL: rsipstack's INVITE transaction already sent it.
-            tracing::debug!(key, "response without a live server transaction");
-            return None;
+        let Some(tx) = self.servers.get_mut(key) else {
+            // The 200 to a CANCEL: its INVITE's transaction answers it once that INVITE is
+            // answered; before, the engine's answer goes out as is. Anything else: the
+            // transaction is gone.
+            let invite = key
+                .strip_suffix("|CANCEL")
+                .is_some_and(|id| self.servers.contains_key(&format!("{id}|INVITE")));
+            if invite {
+                self.send_stateless(SipMessage::Response(resp), t.target)
+                    .await;
+            } else {
+                tracing::debug!(key, "response without a live server transaction");
+            }
+            return;
         };
-        let (done, sent) = oneshot::channel();
-        server
-            .synced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(done);
-        let _ = server.tu.send(TransactionEvent::Respond(resp));
-        // `Terminate` makes `receive()` return without touching the transaction: the task
-        // takes it as the marker (and ends only when the transaction really has).
-        let _ = server
-            .tu
-            .send(TransactionEvent::Terminate(server.key.clone()));
-        Some(sent)
+        let final_ = resp.status_code.kind() != rsipstack::sip::StatusCodeKind::Provisional;
+        if let Err(e) = tx.respond(resp).await {
+            tracing::debug!(error = %e, key, "a response was not sent");
+        }
+        if !final_ {
+            return;
+        }
+        let Some(mut tx) = self.servers.remove(key) else {
+            return;
+        };
+        if tx.original.method == rsipstack::sip::Method::Invite && !tx.is_terminated() {
+            tokio::spawn(async move { while tx.receive().await.is_some() {} });
+        }
     }
 
-    /// Sends one request or ACK (a response goes through [`Stack::send_all`]).
-    async fn send(&self, t: Transmit) {
-        match t.kind {
-            Kind::AckInTransaction | Kind::Response(_) => {}
+    /// Sends one message that belongs to no transaction of ours (a 2xx ACK, the 200 to a
+    /// CANCEL before its INVITE is answered) over the connection to `target`.
+    async fn send_stateless(&self, msg: SipMessage, target: Target) {
+        let layer = TransportLayer {
+            outbound: None,
+            inner: self.endpoint.transport_layer.inner.clone(),
+        };
+        match layer.lookup(&sip_addr(target), None).await {
+            Ok((conn, dest)) => {
+                if let Err(e) = conn.send(msg, Some(&dest)).await {
+                    tracing::debug!(error = %e, "sending failed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no connection to send on"),
+        }
+    }
+
+    async fn send(&mut self, t: Transmit) {
+        match t.kind.clone() {
+            Kind::AckInTransaction => {}
+            Kind::Response(key) => self.respond(&key, t).await,
             Kind::Ack => {
-                let Some(ack) = to_rsip(&t.data) else {
-                    return;
-                };
-                let layer = TransportLayer {
-                    outbound: None,
-                    inner: self.endpoint.transport_layer.inner.clone(),
-                };
-                match layer.lookup(&sip_addr(t.target), None).await {
-                    Ok((conn, dest)) => {
-                        if let Err(e) = conn.send(ack, Some(&dest)).await {
-                            tracing::debug!(error = %e, "sending an ACK failed");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "no connection for an ACK"),
+                if let Some(ack) = to_rsip(&t.data) {
+                    self.send_stateless(ack, t.target).await;
                 }
             }
             Kind::Request => {
@@ -290,11 +314,7 @@ impl Stack {
                         return;
                     }
                 };
-                let ours = req
-                    .via_header()
-                    .ok()
-                    .and_then(|v| v.typed().ok())
-                    .and_then(|v| v.branch().map(|b| format!("{b}|{}", req.method)));
+                let ours = branch_of(&req).map(|b| format!("{b}|{}", req.method));
                 let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
                 tx.destination = Some(sip_addr(t.target));
                 if let Err(e) = tx.send().await {
@@ -324,38 +344,57 @@ impl Stack {
     }
 }
 
+/// When new requests came off the socket, by top Via branch: rsipstack hands their
+/// transactions over later, and the engine's backlog (overload control) counts from here.
+type Arrived = Arc<Mutex<HashMap<String, Instant>>>;
+
 /// Passes what the engine must see in arrival order — every response, every ACK and
-/// CANCEL — to the engine as it comes off the socket, then lets rsipstack have it too.
+/// CANCEL — to the engine as it comes off the socket, then lets rsipstack have it too; notes
+/// when each other request arrived.
 struct Arrivals {
     events: mpsc::Sender<Inbound>,
+    arrived: Arrived,
 }
 
 #[async_trait::async_trait]
 impl TransportEventInspector for Arrivals {
     async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
         if let TransportEvent::Incoming(msg, conn, from) = &event {
-            let pass = match msg {
-                SipMessage::Response(_) => true,
-                SipMessage::Request(r) => matches!(
-                    r.method,
-                    rsipstack::sip::Method::Ack | rsipstack::sip::Method::Cancel
-                ),
-            };
             let transport = if conn.is_reliable() {
                 Transport::Tcp
             } else {
                 Transport::Udp
             };
-            let event = match super::parse(&msg.to_bytes()) {
-                Ok(Message::Response(resp)) if pass => Some(Event::Response { resp, transport }),
-                Ok(Message::Request(req)) if pass => {
-                    from.get_socketaddr().ok().map(|source| Event::Request {
-                        req,
-                        transport,
-                        source,
-                    })
+            let event = match msg {
+                SipMessage::Request(r)
+                    if !matches!(
+                        r.method,
+                        rsipstack::sip::Method::Ack | rsipstack::sip::Method::Cancel
+                    ) =>
+                {
+                    if let Some(branch) = branch_of(r) {
+                        let now = Instant::now();
+                        let mut arrived = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+                        if arrived.len() >= 10_000 {
+                            // Retransmissions rsipstack absorbed leave theirs behind.
+                            let t64 = Duration::from_millis(T64 as u64);
+                            arrived.retain(|_, at| now.duration_since(*at) < t64);
+                        }
+                        arrived.entry(branch).or_insert(now);
+                    }
+                    None
                 }
-                _ => None,
+                _ => match super::parse(&msg.to_bytes()) {
+                    Ok(Message::Response(resp)) => Some(Event::Response { resp, transport }),
+                    Ok(Message::Request(req)) => {
+                        from.get_socketaddr().ok().map(|source| Event::Request {
+                            req,
+                            transport,
+                            source,
+                        })
+                    }
+                    Err(_) => None,
+                },
             };
             if let Some(e) = event {
                 let _ = self.events.send(Inbound::now(e)).await;
@@ -363,6 +402,11 @@ impl TransportEventInspector for Arrivals {
         }
         Some(event)
     }
+}
+
+fn branch_of(req: &rsipstack::sip::Request) -> Option<String> {
+    let via = req.via_header().ok()?.typed().ok()?;
+    via.branch().map(|b| b.to_string())
 }
 
 fn to_rsip(data: &[u8]) -> Option<SipMessage> {
@@ -395,88 +439,6 @@ fn origin(conn: Option<&SipConnection>) -> Option<(Transport, SocketAddr)> {
         Transport::Udp
     };
     Some((transport, conn.get_remote_addr()?.get_socketaddr().ok()?))
-}
-
-/// New server transactions: each is registered (so the engine's answer finds it), its
-/// request goes to the engine, and a task serves it until it ends.
-async fn serve_incoming(
-    mut incoming: TransactionReceiver,
-    servers: Servers,
-    events: mpsc::Sender<Inbound>,
-    max_message_size: usize,
-    malformed: Metric,
-) {
-    while let Some(mut tx) = incoming.recv().await {
-        let Some((transport, source)) = origin(tx.connection.as_ref()) else {
-            continue;
-        };
-        let bytes = tx.original.to_bytes();
-        if bytes.len() > max_message_size {
-            // Over TCP (datagrams are screened before): RFC 3261 §21.5.14.
-            malformed.with(&[("action", "oversize")]).inc();
-            let _ = tx.reply(rsipstack::sip::StatusCode::MessageTooLarge).await;
-            continue;
-        }
-        let req = match super::parse(&bytes) {
-            Ok(Message::Request(r)) => r,
-            Ok(Message::Response(_)) => continue,
-            Err(e) => {
-                match e.reply.as_ref().and_then(|r| to_rsip(&r.to_bytes())) {
-                    Some(SipMessage::Response(resp)) => {
-                        malformed.with(&[("action", "reply_400")]).inc();
-                        let _ = tx.respond(resp).await;
-                    }
-                    _ => malformed.with(&[("action", "drop")]).inc(),
-                }
-                continue;
-            }
-        };
-        let key = server_key(&req);
-        let server = Server {
-            tu: tx.tu_sender.clone(),
-            key: tx.key.clone(),
-            synced: Arc::default(),
-            abandoned: Arc::default(),
-        };
-        let synced = server.synced.clone();
-        let abandoned = server.abandoned.clone();
-        servers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), server);
-        let event = Event::Request {
-            req,
-            transport,
-            source,
-        };
-        if events.send(Inbound::now(event)).await.is_err() {
-            return;
-        }
-        let servers = servers.clone();
-        tokio::spawn(async move {
-            loop {
-                match tx.receive().await {
-                    // ACK and CANCEL reached the engine through `Arrivals`.
-                    Some(_) => {}
-                    None => {
-                        // A marker of Stack::respond (or the real end): what was queued
-                        // before it has been processed.
-                        let done = synced.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                        if let Some(done) = done {
-                            let _ = done.send(());
-                        }
-                        if tx.is_terminated() || abandoned.load(Ordering::Relaxed) {
-                            break;
-                        }
-                    }
-                }
-            }
-            servers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&key);
-        });
-    }
 }
 
 /// Accepts TCP connections on our listener and hands each to rsipstack's transport layer

@@ -213,15 +213,7 @@ async fn the_31st_concurrent_trunk_call_gets_503_with_retry_after() -> Result<()
     cfg.max_calls_per_second_per_source = 100;
     let h = Harness::start(cfg).await?;
     // A seat that rings but never answers.
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
-    let trunk = Client::new(h.addr).await?;
+    let (_seat, trunk) = seat_and_trunk(&h).await?;
     for n in 1..=30 {
         trunk
             .send(invite(&trunk, n, 40000, (8, "PCMA")).as_bytes())
@@ -448,14 +440,7 @@ async fn a_seat_that_does_not_answer_options_is_not_offered_calls() -> Result<()
     hotline_sip_gateway::add_seat(&db.db.pool, "8001", PASSWORD, "hotline", 0).await?;
     let clock = hotline_core::ManualClock::new(1_700_000_000_000);
     let h = Harness::start_on(cfg, db, std::sync::Arc::new(clock.clone())).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
+    let seat = registered_seat(&h).await?;
     let mut changes = h.handle().registrations();
     changes.borrow_and_update();
     // The first qualify round: the seat stays silent until Timer F (RFC 3261 §17.1.2.2).
@@ -670,15 +655,7 @@ async fn session_timers_are_honoured_and_unrefreshed_sessions_end() -> Result<()
     hotline_sip_gateway::add_seat(&db.db.pool, "8001", PASSWORD, "hotline", 0).await?;
     let clock = hotline_core::ManualClock::new(1_700_000_000_000);
     let h = Harness::start_on(base_config(), db, std::sync::Arc::new(clock.clone())).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
-    let trunk = Client::new(h.addr).await?;
+    let (seat, trunk) = seat_and_trunk(&h).await?;
     // Too short an interval: 422 with Min-SE (RFC 4028 §8.1).
     let short = invite(&trunk, 1, 40000, (8, "PCMA")).replace(
         "Max-Forwards: 70\r\n",
@@ -921,15 +898,7 @@ async fn seats_authenticate_their_invites_and_call_seats_or_allowed_numbers() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_can_hang_up_a_call_on_both_legs() -> Result<()> {
     let h = Harness::start(base_config()).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
-    let trunk = Client::new(h.addr).await?;
+    let (seat, trunk) = seat_and_trunk(&h).await?;
     trunk
         .send(invite(&trunk, 7, 40000, (0, "PCMU")).as_bytes())
         .await?;
@@ -963,14 +932,7 @@ async fn a_click_to_call_seat_can_hold_and_hang_up() -> Result<()> {
     cfg.trunk.peers[0].port = Some(peer.local.port());
     cfg.trunk.outbound_allow = vec!["1XXXXXXXXXX".into()];
     let h = Harness::start(cfg).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
+    let seat = registered_seat(&h).await?;
     let id = h.handle().click_to_call("8001", "13800000000").await?;
     let sdp = |port: u16, dir: &str| {
         format!(

@@ -493,6 +493,22 @@ pub async fn sipp_register(
     .await
 }
 
+/// A raw-SIP seat phone registered as 8001 (MD5 digest).
+pub async fn registered_seat(h: &Harness) -> Result<Client> {
+    let seat = Client::new(h.addr).await?;
+    let mut cseq = 0;
+    let r = seat
+        .register("8001", PASSWORD, "MD5", &mut cseq, None)
+        .await?;
+    anyhow::ensure!(r.status == 200, "seat 8001 not registered: {}", r.text);
+    Ok(seat)
+}
+
+/// [`registered_seat`] and a trunk peer's client.
+pub async fn seat_and_trunk(h: &Harness) -> Result<(Client, Client)> {
+    Ok((registered_seat(h).await?, Client::new(h.addr).await?))
+}
+
 /// A trunk INVITE from `c` to the DID routed to seat 8001, offering `codec` and RFC 4733.
 pub fn invite(c: &Client, n: u32, rtp_port: u16, codec: (u8, &str)) -> String {
     let sdp = format!(

@@ -77,15 +77,7 @@ async fn a_refused_invite_is_answered_again_until_its_ack() -> Result<()> {
 async fn an_invite_to_a_silent_seat_is_sent_again_and_its_refusal_acked_in_the_transaction()
 -> Result<()> {
     let h = Harness::start(base_config()).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
-    let trunk = Client::new(h.addr).await?;
+    let (seat, trunk) = seat_and_trunk(&h).await?;
     trunk
         .send(invite(&trunk, 2, 40_010, (8, "PCMA")).as_bytes())
         .await?;
@@ -116,15 +108,7 @@ async fn an_invite_to_a_silent_seat_is_sent_again_and_its_refusal_acked_in_the_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_2xx_from_a_seat_is_acked_the_retransmitted_one_too() -> Result<()> {
     let h = Harness::start(base_config()).await?;
-    let seat = Client::new(h.addr).await?;
-    let mut cseq = 0;
-    assert_eq!(
-        seat.register("8001", PASSWORD, "MD5", &mut cseq, None)
-            .await?
-            .status,
-        200
-    );
-    let trunk = Client::new(h.addr).await?;
+    let (seat, trunk) = seat_and_trunk(&h).await?;
     trunk
         .send(invite(&trunk, 3, 40_020, (8, "PCMA")).as_bytes())
         .await?;

@@ -133,3 +133,85 @@ async fn every_2xx_from_a_seat_is_acked_the_retransmitted_one_too() -> Result<()
         .await?;
     h.finish().await
 }
+
+/// One SIP message from a TCP stream, framed by Content-Length (RFC 3261 §18.3).
+async fn read_frame(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Result<String> {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(T, async {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let len: usize = header(&head, "Content-Length")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let frame: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                    return Ok(String::from_utf8_lossy(&frame).into_owned());
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_registered_over_tcp_gets_its_calls_on_that_connection() -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start(base_config()).await?;
+    let mut s = tokio::net::TcpStream::connect(h.addr).await?;
+    let me = s.local_addr()?;
+    let srv = h.addr;
+    let register = |cseq: u32, auth: Option<&str>| {
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{srv} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg{cseq}\r\nFrom: <sip:8001@{srv}>;tag=t1\r\nTo: <sip:8001@{srv}>\r\nCall-ID: tcp-reg@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:8001@{me};transport=tcp>\r\n{auth}Expires: 300\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = Vec::new();
+    s.write_all(register(1, None).as_bytes()).await?;
+    let challenge = read_frame(&mut s, &mut buf).await?;
+    let www = challenge
+        .lines()
+        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .find(|h| h.contains("algorithm=MD5"))
+        .context("no MD5 challenge")?;
+    let auth = hotline_sip_gateway::digest::client_response(
+        hotline_sip_gateway::digest::Algorithm::parse("MD5").context("MD5")?,
+        "8001",
+        PASSWORD,
+        &param(www, "realm").context("realm")?,
+        &param(www, "nonce").context("nonce")?,
+        "REGISTER",
+        &format!("sip:{srv}"),
+        "tcp1",
+    );
+    s.write_all(register(2, Some(&auth)).as_bytes()).await?;
+    let ok = read_frame(&mut s, &mut buf).await?;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    // A trunk call over UDP reaches the seat on its TCP connection (RFC 3261 §18.2.2 / the
+    // flow it registered on), and the seat's answer over TCP bridges it.
+    let trunk = Client::new(h.addr).await?;
+    trunk
+        .send(invite(&trunk, 4, 40_040, (8, "PCMA")).as_bytes())
+        .await?;
+    let offered = read_frame(&mut s, &mut buf).await?;
+    assert!(offered.starts_with("INVITE "), "{offered}");
+    assert!(header(&offered, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TCP")));
+    let sdp = "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40050 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    s.write_all(answer(&offered, "200 OK", Some("tcpseat"), sdp).as_bytes())
+        .await?;
+    let ack = read_frame(&mut s, &mut buf).await?;
+    assert!(ack.starts_with("ACK "), "{ack}");
+    let answered = trunk.recv_response("INVITE", true).await?;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Bridged { .. }))
+        .await?;
+    h.finish().await
+}

@@ -17,7 +17,7 @@ use hotline_core::{IdGenerator, UnixMillis};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{Call, Dialog, State, ack_2xx, ack_non_2xx};
+use crate::call::{Call, Dialog, State, ack_2xx};
 use crate::engine::{ALLOW, Engine};
 use crate::error::GatewayError;
 use crate::media::MediaClip;
@@ -508,8 +508,7 @@ impl Engine {
             return;
         }
         if resp.status >= 300 {
-            let ack = ack_non_2xx(&call.b_invite, &call.b, cseq, &resp);
-            self.out.push(ack);
+            // rsipstack's INVITE transaction ACKs it (RFC 3261 §17.1.1.3).
             if call.b_final {
                 return;
             }

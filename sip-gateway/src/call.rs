@@ -164,31 +164,6 @@ fn map_seat_failure(status: u16) -> u16 {
     }
 }
 
-/// The ACK for a non-2xx final response to our INVITE on leg B: part of the INVITE
-/// transaction, same branch and Request-URI (RFC 3261 §17.1.1.3).
-pub(crate) fn ack_non_2xx(inv: &Request, b: &Dialog, cseq: u32, resp: &Response) -> Transmit {
-    let mut ack = Request {
-        method: "ACK".into(),
-        uri: inv.uri.clone(),
-        headers: Headers::default(),
-        body: Vec::new(),
-    };
-    if let Some(v) = inv.headers.get("Via") {
-        ack.headers.push("Via", v);
-    }
-    ack.headers.push("Max-Forwards", "70");
-    ack.headers
-        .push("From", inv.headers.get("From").unwrap_or(""));
-    ack.headers.push("To", resp.headers.get("To").unwrap_or(""));
-    ack.headers.push("Call-ID", b.call_id.clone());
-    ack.headers.push("CSeq", format!("{cseq} ACK"));
-    Transmit {
-        target: b.target,
-        data: ack.to_bytes(),
-        kind: Kind::AckInTransaction,
-    }
-}
-
 /// The ACK for a 2xx on leg B: a new transaction inside the dialog, to the remote target
 /// (RFC 3261 §13.2.2.4).
 pub(crate) fn ack_2xx(
@@ -611,8 +586,7 @@ impl Engine {
             return;
         }
         if resp.status >= 300 {
-            let ack = ack_non_2xx(&call.b_invite, &call.b, cseq, &resp);
-            self.out.push(ack);
+            // rsipstack's INVITE transaction ACKs it (RFC 3261 §17.1.1.3).
             if call.b_final {
                 return;
             }

@@ -389,8 +389,8 @@ async fn run(
 }
 
 async fn flush(engine: &mut Engine, stack: &mut Stack) {
-    if !engine.out.is_empty() {
-        stack.send_all(std::mem::take(&mut engine.out)).await;
+    for t in std::mem::take(&mut engine.out) {
+        stack.send(t).await;
     }
     if !engine.done.is_empty() {
         stack.end(std::mem::take(&mut engine.done));

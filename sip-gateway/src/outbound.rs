@@ -264,29 +264,23 @@ impl Engine {
         Ok(id)
     }
 
-    /// ACK for a final response on a UAC leg: part of the transaction for non-2xx (RFC 3261
-    /// §17.1.1.3), a new transaction in the dialog for 2xx (§13.2.2.4).
+    /// ACK for a 2xx on a UAC leg: a new transaction in the dialog (RFC 3261 §13.2.2.4),
+    /// which also takes the dialog's remote target and To tag from the 2xx. (A non-2xx is
+    /// ACKed by rsipstack's INVITE transaction, §17.1.1.3.)
     pub(crate) fn uac_ack(&mut self, leg: &mut UacLeg, resp: &Response) -> Transmit {
         let cseq = resp.cseq().0;
+        if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
+            leg.d.remote_target = c.uri;
+        }
         let mut ack = Request {
             method: "ACK".into(),
-            uri: leg.invite.uri.clone(),
+            uri: leg.d.remote_target.clone(),
             headers: Headers::default(),
             body: Vec::new(),
         };
-        if resp.status >= 300 {
-            if let Some(v) = leg.invite.headers.get("Via") {
-                ack.headers.push("Via", v);
-            }
-        } else {
-            if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
-                leg.d.remote_target = c.uri;
-            }
-            ack.uri = leg.d.remote_target.clone();
-            let branch = self.new_branch();
-            ack.headers
-                .push("Via", self.via(leg.d.target.transport, &branch));
-        }
+        let branch = self.new_branch();
+        ack.headers
+            .push("Via", self.via(leg.d.target.transport, &branch));
         if let Some(to) = resp.headers.get("To") {
             leg.d.remote = to.to_string();
         }
@@ -298,11 +292,7 @@ impl Engine {
         let tx = Transmit {
             target: leg.d.target,
             data: ack.to_bytes(),
-            kind: if resp.status >= 300 {
-                Kind::AckInTransaction
-            } else {
-                Kind::Ack
-            },
+            kind: Kind::Ack,
         };
         self.out.push(tx.clone());
         tx
@@ -410,20 +400,17 @@ impl Engine {
                 }
                 None
             } else if leg.final_ {
-                // Retransmitted final: repeat the ACK (RFC 3261 §13.2.2.4, §17.1.1.2).
+                // Retransmitted 2xx: repeat the ACK (RFC 3261 §13.2.2.4).
                 if resp.status < 300
                     && let Some(a) = leg.ack.clone()
                 {
                     self.out.push(a);
-                } else if resp.status >= 300 {
-                    self.uac_ack(leg, &resp);
                 }
                 None
             } else {
                 leg.final_ = true;
-                let ack = self.uac_ack(leg, &resp);
                 if resp.status < 300 {
-                    leg.ack = Some(ack);
+                    leg.ack = Some(self.uac_ack(leg, &resp));
                     // A 2xx without SDP after early media: the early answer stands.
                     let early = leg.media.take();
                     let media = sdp::parse(&resp.body)

@@ -61,12 +61,8 @@ pub(crate) enum Kind {
     Request,
     /// The ACK of a 2xx: a transaction of its own (RFC 3261 §13.2.2.4, §17.1.1.3), sent as
     /// is to the dialog's target (the seat's registered flow, NAT-safe) and again for each
-    /// retransmitted 2xx.
+    /// retransmitted 2xx. (The ACK of a non-2xx final is rsipstack's INVITE transaction's.)
     Ack,
-    /// The ACK of a non-2xx final: part of the INVITE transaction, which rsipstack's client
-    /// transaction sends itself (§17.1.1.3), so the driver drops it; the engine still builds
-    /// it because building one records the dialog's To tag.
-    AckInTransaction,
 }
 
 /// A transaction the engine is done with before rsipstack would be.

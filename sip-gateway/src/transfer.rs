@@ -293,17 +293,18 @@ impl Engine {
             return None;
         }
         if t.leg.final_ {
-            if resp.status < 300 {
-                if let Some(a) = t.leg.ack.clone() {
-                    self.out.push(a);
-                }
-            } else {
-                self.uac_ack(&mut t.leg, resp);
+            // Retransmitted 2xx: repeat the ACK (RFC 3261 §13.2.2.4).
+            if resp.status < 300
+                && let Some(a) = t.leg.ack.clone()
+            {
+                self.out.push(a);
             }
             return None;
         }
         t.leg.final_ = true;
-        let ack = self.uac_ack(&mut t.leg, resp);
+        if resp.status < 300 {
+            t.leg.ack = Some(self.uac_ack(&mut t.leg, resp));
+        }
         let media = (resp.status < 300)
             .then(|| sdp::parse(&resp.body))
             .flatten()
@@ -314,7 +315,6 @@ impl Engine {
             }
             return Some(Err(resp.status));
         };
-        t.leg.ack = Some(ack);
         Some(Ok((
             LegMedia {
                 codec: media.codecs[0],

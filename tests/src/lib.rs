@@ -293,10 +293,10 @@ impl Sipp {
     }
 
     /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
-    /// A seat's phone on its registered UDP `port`: sipp runs `scenario` (`seat_uas.xml`,
-    /// `seat_uas_hangup.xml`, …) for one call in `codec` (`"PCMA"` or `"PCMU"`) and echoes
-    /// the call's RTP from a fresh media port; `extra` goes on sipp's command line.
-    pub fn echo_seat(
+    /// A phone on UDP `port`: sipp runs `scenario` (`seat_uas.xml`, `seat_uas_speaks.xml`, …)
+    /// for one call in `codec` (`"PCMA"` or `"PCMU"`) from a fresh media port; `extra` goes
+    /// on sipp's command line.
+    pub fn phone(
         server: &str,
         scenario: &str,
         port: &str,
@@ -306,22 +306,23 @@ impl Sipp {
         let mp = free_udp_port().to_string();
         let pt = if codec == "PCMU" { "0" } else { "8" };
         let mut args = vec![
-            "-m",
-            "1",
-            "-p",
-            port,
-            "-rtp_echo",
-            "-mp",
-            &mp,
-            "-key",
-            "pt",
-            pt,
-            "-key",
-            "codec",
-            codec,
+            "-m", "1", "-p", port, "-mp", &mp, "-key", "pt", pt, "-key", "codec", codec,
         ];
         args.extend_from_slice(extra);
         Sipp::spawn(server, scenario, &args)
+    }
+
+    /// A seat's [`Sipp::phone`] on its registered `port` that echoes the call's RTP.
+    pub fn echo_seat(
+        server: &str,
+        scenario: &str,
+        port: &str,
+        codec: &str,
+        extra: &[&str],
+    ) -> Result<Sipp> {
+        let mut args = vec!["-rtp_echo"];
+        args.extend_from_slice(extra);
+        Sipp::phone(server, scenario, port, codec, &args)
     }
 
     pub async fn success(mut self) -> Result<()> {

@@ -168,14 +168,8 @@ async fn a_bridged_call_is_recorded_caller_left_seat_right() -> Result<()> {
     .success()
     .await?;
     // The seat speaks sipp's speech pcap and hangs up; the caller says a steady 1 kHz tone.
-    let mp = hotline_tests::free_udp_port().to_string();
-    let seat = hotline_tests::Sipp::spawn(
-        &server.sip,
-        "seat_uas_speaks.xml",
-        &[
-            "-m", "1", "-p", &seat_port, "-mp", &mp, "-key", "pt", "8", "-key", "codec", "PCMA",
-        ],
-    )?;
+    let seat =
+        hotline_tests::Sipp::phone(&server.sip, "seat_uas_speaks.xml", &seat_port, "PCMA", &[])?;
     let mut caller = Caller::call(sip, "02212345", "13900000077", true).await?;
     let heard = caller
         .talk(&hotline_tests::caller::tone(&[1000.0], 6_000, 6000.0))
@@ -329,24 +323,12 @@ async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
             "-m", "1", "-p", &ports[1], "-mp", &mp1, "-key", "target", "8002",
         ],
     )?;
-    let mpc = hotline_tests::free_udp_port().to_string();
-    let customer = hotline_tests::Sipp::spawn(
+    let customer = hotline_tests::Sipp::phone(
         &server.sip,
         "seat_uas_speaks.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &customer_port,
-            "-mp",
-            &mpc,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
+        &customer_port,
+        "PCMA",
+        &[],
     )?;
     let c = hotline_tests::client();
     let csrf = hotline_tests::login(&c, &server, "admin", &pw("password:")?).await?;

@@ -12,7 +12,7 @@
 //! transaction, retransmits (Timers A, E, G), absorbs retransmitted requests, answers CANCEL
 //! once an INVITE is answered, and ACKs our INVITEs' non-2xx finals. A new server
 //! transaction comes to the engine's task ([`Stack::accept`]), which keeps it and answers
-//! through it in line ([`Stack::send_all`]): every message leaves in the engine's order and
+//! through it in line ([`Stack::send`]): every message leaves in the engine's order and
 //! no task or wake-up is spent per answer. A non-INVITE transaction is done with its final
 //! answer (rsipstack keeps that answer for retransmissions); an answered INVITE transaction
 //! gets a task that drives it to its end (2xx or non-2xx retransmission until the ACK).
@@ -77,7 +77,7 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
-    pub(crate) fn now(event: Event) -> Self {
+    fn now(event: Event) -> Self {
         Self {
             event,
             at: Instant::now(),
@@ -91,6 +91,8 @@ type Clients = Arc<Mutex<HashMap<String, (TransactionEventSender, TransactionKey
 /// The running stack, owned by the engine's task.
 pub(crate) struct Stack {
     endpoint: EndpointInnerRef,
+    /// rsipstack's transport layer, for what is sent outside a transaction.
+    transport: TransportLayer,
     /// Server transactions not yet finally answered, by [`server_key`].
     servers: HashMap<String, Transaction>,
     clients: Clients,
@@ -155,6 +157,7 @@ impl Stack {
             tokio::spawn(accept_tcp(listener, inner.clone(), cancel.clone()));
         }
         let stack = Stack {
+            transport: transport_of(&inner),
             endpoint: inner,
             servers: HashMap::new(),
             clients: Clients::default(),
@@ -208,13 +211,6 @@ impl Stack {
             },
             at,
         })
-    }
-
-    /// Sends what the engine produced, in its order, from the engine's task.
-    pub(crate) async fn send_all(&mut self, out: Vec<Transmit>) {
-        for t in out {
-            self.send(t).await;
-        }
     }
 
     /// Ends transactions the engine is done with: a server transaction it does not answer
@@ -280,11 +276,7 @@ impl Stack {
     /// Sends one message that belongs to no transaction of ours (a 2xx ACK, the 200 to a
     /// CANCEL before its INVITE is answered) over the connection to `target`.
     async fn send_stateless(&self, msg: SipMessage, target: Target) {
-        let layer = TransportLayer {
-            outbound: None,
-            inner: self.endpoint.transport_layer.inner.clone(),
-        };
-        match layer.lookup(&sip_addr(target), None).await {
+        match self.transport.lookup(&sip_addr(target), None).await {
             Ok((conn, dest)) => {
                 if let Err(e) = conn.send(msg, Some(&dest)).await {
                     tracing::debug!(error = %e, "sending failed");
@@ -294,9 +286,10 @@ impl Stack {
         }
     }
 
-    async fn send(&mut self, t: Transmit) {
+    /// Sends one message the engine produced, from the engine's task (so messages leave in
+    /// the engine's order).
+    pub(crate) async fn send(&mut self, t: Transmit) {
         match t.kind.clone() {
-            Kind::AckInTransaction => {}
             Kind::Response(key) => self.respond(&key, t).await,
             Kind::Ack => {
                 if let Some(ack) = to_rsip(&t.data) {
@@ -409,6 +402,14 @@ fn branch_of(req: &rsipstack::sip::Request) -> Option<String> {
     via.branch().map(|b| b.to_string())
 }
 
+/// A handle on the endpoint's transport layer (rsipstack's type is not `Clone`).
+fn transport_of(endpoint: &EndpointInnerRef) -> TransportLayer {
+    TransportLayer {
+        outbound: None,
+        inner: endpoint.transport_layer.inner.clone(),
+    }
+}
+
 fn to_rsip(data: &[u8]) -> Option<SipMessage> {
     match SipMessage::try_from(data) {
         Ok(m) => Some(m),
@@ -451,10 +452,7 @@ async fn accept_tcp(listener: TcpListener, endpoint: EndpointInnerRef, cancel: C
         r#type: Some(rsipstack::sip::transport::Transport::Tcp),
         addr: local.into(),
     };
-    let layer = TransportLayer {
-        outbound: None,
-        inner: endpoint.transport_layer.inner.clone(),
-    };
+    let layer = transport_of(&endpoint);
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -273,27 +273,7 @@ async fn the_application_plays_prompts_hears_digits_and_connects_a_seat() -> Res
 
     // Connect the seat: sipp answers and echoes; the caller hears its own audio back
     // under the same SSRC as the prompts.
-    let mp = free_udp_port().to_string();
-    let seat_port = seat_port.to_string();
-    let seat = Sipp::spawn(
-        h.addr,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &seat_port,
-            "-rtp_echo",
-            "-mp",
-            &mp,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let seat = echo_seat(h.addr, "seat_uas.xml", seat_port, "8", "PCMA", &[])?;
     h.handle().connect_seat(&call_id, "8001").await?;
     let ev = h
         .app_event(|e| {

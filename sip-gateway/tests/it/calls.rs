@@ -15,24 +15,7 @@ async fn seat(h: &Harness, scenario: &str, pt: &str, codec: &str, extra: &[&str]
     let port = free_udp_port();
     sipp_register(h.addr, "8001", PASSWORD, port, 200).await?;
     h.wait_registrations(1).await?;
-    let (port, mp) = (port.to_string(), free_udp_port().to_string());
-    let mut args = vec![
-        "-m",
-        "1",
-        "-p",
-        &port,
-        "-rtp_echo",
-        "-mp",
-        &mp,
-        "-key",
-        "pt",
-        pt,
-        "-key",
-        "codec",
-        codec,
-    ];
-    args.extend_from_slice(extra);
-    Sipp::spawn(h.addr, scenario, &args)
+    echo_seat(h.addr, scenario, port, pt, codec, extra)
 }
 
 /// Seat 8002 registered and waiting to take a transferred call (it echoes the audio), and
@@ -41,26 +24,7 @@ async fn transfer_seats(h: &Harness, transferor: &str) -> Result<(Sipp, Sipp)> {
     let p2 = free_udp_port();
     sipp_register(h.addr, "8002", PASSWORD, p2, 200).await?;
     h.wait_registrations(1).await?;
-    let (p2, mp2) = (p2.to_string(), free_udp_port().to_string());
-    let target = Sipp::spawn(
-        h.addr,
-        "seat_uas.xml",
-        &[
-            "-m",
-            "1",
-            "-p",
-            &p2,
-            "-rtp_echo",
-            "-mp",
-            &mp2,
-            "-key",
-            "pt",
-            "8",
-            "-key",
-            "codec",
-            "PCMA",
-        ],
-    )?;
+    let target = echo_seat(h.addr, "seat_uas.xml", p2, "8", "PCMA", &[])?;
     let p1 = free_udp_port();
     sipp_register(h.addr, "8001", PASSWORD, p1, 200).await?;
     h.wait_registrations(2).await?;

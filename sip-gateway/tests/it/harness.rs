@@ -493,6 +493,37 @@ pub async fn sipp_register(
     .await
 }
 
+/// A sipp seat phone on its registered UDP `port`: runs `scenario` for one call, answering
+/// with payload type `pt` / `codec` and echoing the call's RTP from a fresh media port;
+/// `extra` goes on sipp's command line.
+pub fn echo_seat(
+    server: SocketAddr,
+    scenario: &str,
+    port: u16,
+    pt: &str,
+    codec: &str,
+    extra: &[&str],
+) -> Result<Sipp> {
+    let (port, mp) = (port.to_string(), free_udp_port().to_string());
+    let mut args = vec![
+        "-m",
+        "1",
+        "-p",
+        &port,
+        "-rtp_echo",
+        "-mp",
+        &mp,
+        "-key",
+        "pt",
+        pt,
+        "-key",
+        "codec",
+        codec,
+    ];
+    args.extend_from_slice(extra);
+    Sipp::spawn(server, scenario, &args)
+}
+
 /// A raw-SIP seat phone registered as 8001 (MD5 digest).
 pub async fn registered_seat(h: &Harness) -> Result<Client> {
     let seat = Client::new(h.addr).await?;

@@ -270,6 +270,7 @@ impl Engine {
                 remote_target: String::new(),
                 target: a.target,
                 local_cseq: 1,
+                remote_cseq: None,
             },
             a,
             a_tag,
@@ -445,6 +446,7 @@ impl Engine {
             remote_target: binding.contact.clone(),
             target: b_target,
             local_cseq: 1,
+            remote_cseq: None,
         };
         call.b_invite = inv;
         call.b_branch = branch;

@@ -40,6 +40,9 @@ pub(crate) struct Dialog {
     pub(crate) remote_target: String,
     pub(crate) target: Target,
     pub(crate) local_cseq: u32,
+    /// The highest CSeq number of their requests so far (RFC 3261 §12.2.2 "remote sequence
+    /// number"; empty on our UAC legs until they send one).
+    pub(crate) remote_cseq: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -112,7 +115,30 @@ impl Dialog {
                 addr: source,
             },
             local_cseq: 0,
+            remote_cseq: Some(req.cseq().0),
         }
+    }
+
+    /// Whether a request with this dialog's Call-ID belongs to it and is in order (RFC 3261
+    /// §12.2.2): our tag must be in its To and theirs, once known, in its From, else 481
+    /// (Call/Transaction Does Not Exist); a CSeq lower than their last one is out of order,
+    /// 500. An admitted request moves the remote sequence number on. ACK and CANCEL are not
+    /// asked: they carry the CSeq of the INVITE they belong to.
+    pub(crate) fn admit(&mut self, req: &Request) -> Result<(), u16> {
+        let tag = |v: &str| NameAddr::parse(v).and_then(|n| n.tag().map(str::to_owned));
+        let ours = tag(&self.local);
+        let theirs = tag(&self.remote);
+        let to = req.to().and_then(|t| t.tag().map(str::to_owned));
+        let from = req.from().and_then(|f| f.tag().map(str::to_owned));
+        if ours.is_some() && to != ours || theirs.is_some() && from != theirs {
+            return Err(481);
+        }
+        let n = req.cseq().0;
+        if self.remote_cseq.is_some_and(|last| n < last) {
+            return Err(500);
+        }
+        self.remote_cseq = Some(n);
+        Ok(())
     }
 }
 
@@ -464,6 +490,7 @@ impl Engine {
                 remote_target: b_uri.clone(),
                 target: b_target,
                 local_cseq: 1,
+                remote_cseq: None,
             },
             b_invite: inv,
             b_branch,

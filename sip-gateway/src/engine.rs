@@ -432,6 +432,13 @@ impl Engine {
             return;
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        if in_dialog
+            && !matches!(req.method.as_str(), "ACK" | "CANCEL")
+            && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(&req))
+        {
+            self.reply(&req, code, target);
+            return;
+        }
         match req.method.as_str() {
             "REGISTER" => self.handle_register(&req, transport, source, target).await,
             "OPTIONS" => {
@@ -455,6 +462,27 @@ impl Engine {
                 self.send_response(&req, r, target);
             }
         }
+    }
+
+    /// The leg whose dialog has this Call-ID, among calls, click-to-call calls and the legs
+    /// their transfers opened. `None` for a Call-ID we do not know or no longer keep a dialog
+    /// for (the handlers answer those 481).
+    fn dialog_of(&mut self, call_id: &str) -> Option<&mut crate::call::Dialog> {
+        let id = self.by_sip.get(call_id)?;
+        if let Some(c) = self.calls.get_mut(id) {
+            let transfer = c.transfer.as_mut().map(|t| &mut t.leg.d);
+            return [Some(&mut c.a), Some(&mut c.b), transfer]
+                .into_iter()
+                .flatten()
+                .find(|d| d.call_id == call_id);
+        }
+        let c = self.c2c.get_mut(id)?;
+        let customer = c.customer.as_mut().map(|l| &mut l.d);
+        let transfer = c.transfer.as_mut().map(|t| &mut t.leg.d);
+        [Some(&mut c.seat.d), customer, transfer]
+            .into_iter()
+            .flatten()
+            .find(|d| d.call_id == call_id)
     }
 
     /// Sends `resp` for `req` through the server transaction.

@@ -147,6 +147,7 @@ impl Engine {
                 remote_target: ruri,
                 target,
                 local_cseq: 1,
+                remote_cseq: None,
             },
             invite: inv,
             branch,

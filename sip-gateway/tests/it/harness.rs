@@ -366,9 +366,24 @@ impl Client {
         expires: Option<&str>,
     ) -> Result<Resp> {
         let contact = format!("<sip:{seat}@{}>", self.local);
+        self.register_contact(seat, password, alg, cseq, expires, &contact)
+            .await
+    }
+
+    /// [`Client::register`] with the Contact given: one the phone cannot be reached at, for
+    /// a phone behind NAT.
+    pub async fn register_contact(
+        &self,
+        seat: &str,
+        password: &str,
+        alg: &str,
+        cseq: &mut u32,
+        expires: Option<&str>,
+        contact: &str,
+    ) -> Result<Resp> {
         *cseq += 1;
         self.send(
-            self.register_msg(seat, *cseq, None, expires, &contact)
+            self.register_msg(seat, *cseq, None, expires, contact)
                 .as_bytes(),
         )
         .await?;
@@ -390,7 +405,7 @@ impl Client {
         );
         *cseq += 1;
         self.send(
-            self.register_msg(seat, *cseq, Some(&auth), expires, &contact)
+            self.register_msg(seat, *cseq, Some(&auth), expires, contact)
                 .as_bytes(),
         )
         .await?;

@@ -3,6 +3,7 @@
 
 mod app_calls;
 mod calls;
+mod dialogs;
 mod harness;
 mod outbound_policy;
 mod registrar;

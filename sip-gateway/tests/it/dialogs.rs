@@ -1,0 +1,223 @@
+//! Dialogs on the wire (the engine's, RFC 3261 §12), as a trunk and a seat see them: raw
+//! SIP over UDP, every wait bounded.
+//!
+//! A seat behind NAT: its REGISTER, its 200 and its SDP name a private address (10.0.0.5,
+//! RFC 1918) that cannot be reached from here. Requests in its dialog still have that Contact
+//! as their Request-URI (§12.2.1.1), but they go to the flow its REGISTER came from (§18.2.2
+//! `received`, RFC 3581 `rport`), and its media goes to where its RTP comes from (symmetric
+//! RTP, RFC 4961). This is one reason the engine keeps the dialogs: rsipstack 0.7.14's dialogs
+//! send UDP in-dialog requests to the Contact.
+//!
+//! Requests that name the dialog's Call-ID but not its tags get 481, and requests out of
+//! order 500 (§12.2.2); the call goes on.
+
+use anyhow::{Context, Result};
+use hotline_core::events::CallEvent;
+use tokio::net::UdpSocket;
+use tokio::time::{Duration, timeout};
+
+use crate::harness::*;
+
+const PRIVATE: &str = "10.0.0.5:5062";
+
+fn request_uri(text: &str) -> Option<&str> {
+    text.lines().next()?.split(' ').nth(1)
+}
+
+fn header_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+fn audio_port(sdp: &str) -> Result<u16> {
+    Ok(sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .context("m= line")?
+        .parse()?)
+}
+
+/// An RTP packet (PCMA, 20 ms of `fill`).
+fn rtp(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(fill, 160));
+    p
+}
+
+/// Sends `packet` from `from` to `to` every 20 ms (the RTP pace) until `at` receives a packet
+/// whose payload is `fill`, for at most 5 s.
+async fn until_heard(
+    from: &UdpSocket,
+    to: std::net::SocketAddr,
+    at: &UdpSocket,
+    fill: u8,
+) -> Result<()> {
+    let mut buf = [0u8; 2048];
+    for seq in 0..250u16 {
+        from.send_to(&rtp(seq, 0xca11, fill), to).await?;
+        if let Ok(r) = timeout(Duration::from_millis(20), at.recv_from(&mut buf)).await {
+            let (n, _) = r?;
+            if n > 12 && buf[12..n].iter().all(|&b| b == fill) {
+                return Ok(());
+            }
+        }
+    }
+    anyhow::bail!("no audio arrived in 5 s")
+}
+
+/// A request from the trunk inside call `n`'s dialog (leg A), with the tags given.
+fn trunk_request(
+    trunk: &Client,
+    n: u32,
+    method: &str,
+    cseq: u32,
+    from_tag: &str,
+    to: &str,
+) -> String {
+    format!(
+        "{method} sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n}x{cseq};rport\r\nFrom: <sip:1390000{n:04}@{me}>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: call-{n}@test\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        srv = trunk.server,
+        me = trunk.local
+    )
+}
+
+/// Sends `req` and returns the status of its final answer.
+async fn status(c: &Client, req: String, method: &str) -> Result<u16> {
+    c.send(req.as_bytes()).await?;
+    Ok(c.recv_response(method, true).await?.status)
+}
+
+/// A trunk call `n` to the DID, answered by `seat` (whose Contact is `contact`) with `sdp`
+/// and ACKed on both legs. Returns the trunk, the seat's INVITE, and our 200 to the trunk.
+async fn bridged(
+    h: &Harness,
+    seat: &Client,
+    contact: &str,
+    n: u32,
+    caller_rtp: u16,
+    sdp: &str,
+) -> Result<(Client, String, Resp)> {
+    let trunk = Client::new(h.addr).await?;
+    trunk
+        .send(invite(&trunk, n, caller_rtp, (8, "PCMA")).as_bytes())
+        .await?;
+    let offered = recv_request(seat, "INVITE").await?;
+    let ok = answer(&offered, "200 OK", Some("seat"), sdp).replace("<sip:8001@127.0.0.1>", contact);
+    seat.send(ok.as_bytes()).await?;
+    recv_request(seat, "ACK").await?;
+    let answered = trunk.recv_response("INVITE", true).await?;
+    anyhow::ensure!(answered.status == 200, "{}", answered.text);
+    let to = answered.header("To").context("To")?;
+    trunk
+        .send(trunk_request(&trunk, n, "ACK", 1, &format!("f{n}"), &to).as_bytes())
+        .await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Bridged { .. }))
+        .await?;
+    Ok((trunk, offered, answered))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_behind_nat_gets_its_requests_and_audio_on_its_flow() -> Result<()> {
+    let h = Harness::start(base_config()).await?;
+    let seat = Client::new(h.addr).await?;
+    let contact = format!("<sip:8001@{PRIVATE}>");
+    let mut cseq = 0;
+    let r = seat
+        .register_contact("8001", PASSWORD, "MD5", &mut cseq, None, &contact)
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (seat_rtp, caller_rtp) = (
+        UdpSocket::bind("127.0.0.1:0").await?,
+        UdpSocket::bind("127.0.0.1:0").await?,
+    );
+    // The seat answers from behind NAT: private Contact, private media address.
+    let sdp = "v=0\r\no=s 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 40030 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let (trunk, offered, answered) =
+        bridged(&h, &seat, &contact, 7, caller_rtp.local_addr()?.port(), sdp).await?;
+    // The INVITE named the Contact and reached the socket the REGISTER came from (and so did
+    // the ACK, or `bridged` would not have returned).
+    let uri = format!("sip:8001@{PRIVATE}");
+    assert_eq!(request_uri(&offered), Some(uri.as_str()), "{offered}");
+
+    // Media: the seat speaks first, from its real socket; the relay latches to it and the
+    // caller's audio reaches the seat there, not 10.0.0.5:40030. And the other way.
+    let seat_leg = (
+        [127, 0, 0, 1],
+        audio_port(offered.split("\r\n\r\n").nth(1).unwrap_or(""))?,
+    )
+        .into();
+    let caller_leg = ([127, 0, 0, 1], audio_port(answered.body())?).into();
+    until_heard(&seat_rtp, seat_leg, &caller_rtp, 0x55).await?;
+    until_heard(&caller_rtp, caller_leg, &seat_rtp, 0x2a).await?;
+
+    // The caller hangs up: the BYE names the Contact and reaches the seat's flow.
+    let to = answered.header("To").context("To")?;
+    trunk
+        .send(trunk_request(&trunk, 7, "BYE", 2, "f7", &to).as_bytes())
+        .await?;
+    assert_eq!(trunk.recv_response("BYE", true).await?.status, 200);
+    let seat_bye = recv_request(&seat, "BYE").await?;
+    assert_eq!(request_uri(&seat_bye), Some(uri.as_str()), "{seat_bye}");
+    seat.send(answer(&seat_bye, "200 OK", None, "").as_bytes())
+        .await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
+        .await?;
+    h.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_outside_the_dialog_or_out_of_order_are_refused_and_the_call_goes_on() -> Result<()>
+{
+    let h = Harness::start(base_config()).await?;
+    let seat = registered_seat(&h).await?;
+    let sdp = "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40060 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let (trunk, offered, answered) =
+        bridged(&h, &seat, "<sip:8001@127.0.0.1>", 8, 40_070, sdp).await?;
+    let to = answered.header("To").context("To")?;
+    // The Call-ID is the call's, the tags are not its dialog's: 481 (RFC 3261 §12.2.2).
+    let stranger = to.replace(";tag=", ";tag=x");
+    let req = trunk_request(&trunk, 8, "BYE", 2, "f8", &stranger);
+    assert_eq!(status(&trunk, req, "BYE").await?, 481);
+    let req = trunk_request(&trunk, 8, "BYE", 3, "someone", &to);
+    assert_eq!(status(&trunk, req, "BYE").await?, 481);
+    // In the dialog and in order: served. Then a CSeq lower than the last: 500.
+    let req = trunk_request(&trunk, 8, "INFO", 5, "f8", &to);
+    assert_eq!(status(&trunk, req, "INFO").await?, 200);
+    let req = trunk_request(&trunk, 8, "BYE", 4, "f8", &to);
+    assert_eq!(status(&trunk, req, "BYE").await?, 500);
+    // The seat's leg is a dialog of its own: its tag is not the caller's.
+    let seat_bye = format!(
+        "BYE sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKseatbye;rport\r\nFrom: {to_seat};tag=seat\r\nTo: {from_us};tag=wrong\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        srv = seat.server,
+        me = seat.local,
+        to_seat = header_value(&offered, "To").context("To")?,
+        from_us = header_value(&offered, "From")
+            .and_then(|f| f.split(";tag=").next())
+            .context("From")?,
+        cid = header_value(&offered, "Call-ID").context("Call-ID")?,
+    );
+    assert_eq!(status(&seat, seat_bye, "BYE").await?, 481);
+    assert!(
+        !h.events
+            .call_events()
+            .iter()
+            .any(|e| matches!(e, CallEvent::Ended { .. })),
+        "the call goes on"
+    );
+    // The caller's own BYE, in order, ends it.
+    let req = trunk_request(&trunk, 8, "BYE", 6, "f8", &to);
+    assert_eq!(status(&trunk, req, "BYE").await?, 200);
+    let bye = recv_request(&seat, "BYE").await?;
+    seat.send(answer(&bye, "200 OK", None, "").as_bytes())
+        .await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
+        .await?;
+    h.finish().await
+}

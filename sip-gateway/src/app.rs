@@ -17,7 +17,8 @@ use hotline_core::{IdGenerator, UnixMillis};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{Call, Dialog, State, ack_2xx};
+use crate::call::{Call, State, ack_2xx};
+use crate::dialog::Dialog;
 use crate::engine::{ALLOW, Engine};
 use crate::error::GatewayError;
 use crate::media::MediaClip;
@@ -263,15 +264,13 @@ impl Engine {
             record,
             a_invite: req,
             a_resp_target: target,
-            b: Dialog {
-                call_id: String::new(),
-                local: String::new(),
-                remote: String::new(),
-                remote_target: String::new(),
-                target: a.target,
-                local_cseq: 1,
-                remote_cseq: None,
-            },
+            b: Dialog::uac(
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                a.target,
+            ),
             a,
             a_tag,
             a_media,
@@ -439,15 +438,13 @@ impl Engine {
         if !call.b.call_id.is_empty() {
             self.by_sip.remove(&call.b.call_id);
         }
-        call.b = Dialog {
-            call_id: b_call_id.clone(),
+        call.b = Dialog::uac(
+            b_call_id.clone(),
             local,
-            remote: to,
-            remote_target: binding.contact.clone(),
-            target: b_target,
-            local_cseq: 1,
-            remote_cseq: None,
-        };
+            to,
+            binding.contact.clone(),
+            b_target,
+        );
         call.b_invite = inv;
         call.b_branch = branch;
         call.b_final = false;
@@ -534,12 +531,7 @@ impl Engine {
         }
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
-        if let Some(to) = resp.headers.get("To") {
-            call.b.remote = to.to_string();
-        }
-        if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
-            call.b.remote_target = c.uri;
-        }
+        call.b.confirm(&resp);
         let branch = format!("z9hG4bK{}", IdGenerator::token(self.rng.as_ref(), 8));
         let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
         call.b_ack = Some(ack.clone());

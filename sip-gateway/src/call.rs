@@ -15,6 +15,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouteTarget;
+use crate::dialog::Dialog;
 use crate::engine::{ALLOW, Engine};
 use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_relay};
 use crate::sdp::{self, Codec, Direction, RemoteAudio};
@@ -27,22 +28,6 @@ pub(crate) enum State {
     Ringing,
     Answered,
     Ended,
-}
-
-/// One leg's dialog as we see it (RFC 3261 §12).
-#[derive(Debug, Clone)]
-pub(crate) struct Dialog {
-    pub(crate) call_id: String,
-    /// Our From/To header value, with our tag.
-    pub(crate) local: String,
-    /// Their header value (with their tag once known).
-    pub(crate) remote: String,
-    pub(crate) remote_target: String,
-    pub(crate) target: Target,
-    pub(crate) local_cseq: u32,
-    /// The highest CSeq number of their requests so far (RFC 3261 §12.2.2 "remote sequence
-    /// number"; empty on our UAC legs until they send one).
-    pub(crate) remote_cseq: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -87,59 +72,6 @@ pub(crate) struct Call {
     /// The recording tap of a bridged call, kept across relays (a transfer restarts the
     /// relay); finished when the call ends.
     pub(crate) tap: Option<crate::rtp::SharedTap>,
-}
-
-impl Dialog {
-    /// Our UAS side of a dialog an INVITE opens (RFC 3261 §12.1.1): their From is the
-    /// remote party, their Contact (else From URI) the remote target, our To gets `tag`.
-    pub(crate) fn uas(
-        req: &Request,
-        tag: &str,
-        transport: Transport,
-        source: std::net::SocketAddr,
-    ) -> Dialog {
-        let remote_target = req
-            .headers
-            .get("Contact")
-            .and_then(NameAddr::parse)
-            .map(|n| n.uri)
-            .or_else(|| req.from().map(|f| f.uri))
-            .unwrap_or_default();
-        Dialog {
-            call_id: req.call_id().to_string(),
-            local: format!("{};tag={tag}", req.headers.get("To").unwrap_or("")),
-            remote: req.headers.get("From").unwrap_or("").to_string(),
-            remote_target,
-            target: Target {
-                transport,
-                addr: source,
-            },
-            local_cseq: 0,
-            remote_cseq: Some(req.cseq().0),
-        }
-    }
-
-    /// Whether a request with this dialog's Call-ID belongs to it and is in order (RFC 3261
-    /// §12.2.2): our tag must be in its To and theirs, once known, in its From, else 481
-    /// (Call/Transaction Does Not Exist); a CSeq lower than their last one is out of order,
-    /// 500. An admitted request moves the remote sequence number on. ACK and CANCEL are not
-    /// asked: they carry the CSeq of the INVITE they belong to.
-    pub(crate) fn admit(&mut self, req: &Request) -> Result<(), u16> {
-        let tag = |v: &str| NameAddr::parse(v).and_then(|n| n.tag().map(str::to_owned));
-        let ours = tag(&self.local);
-        let theirs = tag(&self.remote);
-        let to = req.to().and_then(|t| t.tag().map(str::to_owned));
-        let from = req.from().and_then(|f| f.tag().map(str::to_owned));
-        if ours.is_some() && to != ours || theirs.is_some() && from != theirs {
-            return Err(481);
-        }
-        let n = req.cseq().0;
-        if self.remote_cseq.is_some_and(|last| n < last) {
-            return Err(500);
-        }
-        self.remote_cseq = Some(n);
-        Ok(())
-    }
 }
 
 impl Call {
@@ -199,31 +131,17 @@ pub(crate) fn ack_2xx(
     public_ip: std::net::IpAddr,
     port: u16,
 ) -> Transmit {
-    let mut ack = Request {
-        method: "ACK".into(),
-        uri: b.remote_target.clone(),
-        headers: Headers::default(),
-        body: Vec::new(),
-    };
-    ack.headers.push(
-        "Via",
-        format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            b.target.transport.name(),
-            match public_ip {
-                std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
-                std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
-            }
-        ),
+    let via = format!(
+        "SIP/2.0/{} {};branch={branch};rport",
+        b.target.transport.name(),
+        match public_ip {
+            std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+        }
     );
-    ack.headers.push("Max-Forwards", "70");
-    ack.headers.push("From", b.local.clone());
-    ack.headers.push("To", b.remote.clone());
-    ack.headers.push("Call-ID", b.call_id.clone());
-    ack.headers.push("CSeq", format!("{cseq} ACK"));
     Transmit {
         target: b.target,
-        data: ack.to_bytes(),
+        data: b.request("ACK", cseq, via).to_bytes(),
         kind: Kind::Ack,
     }
 }
@@ -483,15 +401,13 @@ impl Engine {
             a_tag,
             a_media,
             a_offer: offer,
-            b: Dialog {
-                call_id: b_call_id.clone(),
-                local: b_local,
-                remote: b_remote,
-                remote_target: b_uri.clone(),
-                target: b_target,
-                local_cseq: 1,
-                remote_cseq: None,
-            },
+            b: Dialog::uac(
+                b_call_id.clone(),
+                b_local,
+                b_remote,
+                b_uri.clone(),
+                b_target,
+            ),
             b_invite: inv,
             b_branch,
             b_media: None,
@@ -644,12 +560,7 @@ impl Engine {
         }
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
-        if let Some(to) = resp.headers.get("To") {
-            call.b.remote = to.to_string();
-        }
-        if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
-            call.b.remote_target = c.uri;
-        }
+        call.b.confirm(&resp);
         let branch = format!("z9hG4bK{}", IdGenerator::token(self.rng.as_ref(), 8));
         let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
         call.b_ack = Some(ack.clone());
@@ -853,23 +764,11 @@ impl Engine {
         };
         let leg = if to_a { &mut call.a } else { &mut call.b };
         leg.local_cseq += 1;
-        let mut bye = Request {
-            method: "BYE".into(),
-            uri: leg.remote_target.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
-        let (transport, target, call_id) = (leg.target.transport, leg.target, leg.call_id.clone());
-        bye.headers.push("From", leg.local.clone());
-        bye.headers.push("To", leg.remote.clone());
-        bye.headers.push("Call-ID", call_id.clone());
-        bye.headers.push("CSeq", format!("{} BYE", leg.local_cseq));
-        bye.headers.push("Max-Forwards", "70");
-        let via = self.via(transport, &branch);
-        bye.headers.0.insert(0, ("Via".into(), via));
+        let d = leg.clone();
+        let bye = d.request("BYE", d.local_cseq, self.via(d.target.transport, &branch));
         let tx = self
             .txns
-            .send_request(now, &branch, &call_id, "BYE", bye.to_bytes(), target);
+            .send_request(now, &branch, &d.call_id, "BYE", bye.to_bytes(), d.target);
         self.out.push(tx);
     }
 

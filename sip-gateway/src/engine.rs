@@ -467,7 +467,7 @@ impl Engine {
     /// The leg whose dialog has this Call-ID, among calls, click-to-call calls and the legs
     /// their transfers opened. `None` for a Call-ID we do not know or no longer keep a dialog
     /// for (the handlers answer those 481).
-    fn dialog_of(&mut self, call_id: &str) -> Option<&mut crate::call::Dialog> {
+    fn dialog_of(&mut self, call_id: &str) -> Option<&mut crate::dialog::Dialog> {
         let id = self.by_sip.get(call_id)?;
         if let Some(c) = self.calls.get_mut(id) {
             let transfer = c.transfer.as_mut().map(|t| &mut t.leg.d);

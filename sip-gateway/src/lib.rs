@@ -26,6 +26,7 @@ pub mod app;
 pub mod benching;
 mod call;
 pub mod config;
+mod dialog;
 pub mod digest;
 mod engine;
 pub mod error;

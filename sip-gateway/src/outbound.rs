@@ -12,13 +12,13 @@ use hotline_core::{IdGenerator, UnixMillis};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::Dialog;
+use crate::dialog::Dialog;
 use crate::engine::{ALLOW, Engine};
 use crate::error::GatewayError;
 use crate::policy::outbound_allowed;
 use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_relay};
 use crate::sdp::{self, Codec, Direction};
-use crate::sip::{Headers, NameAddr, Request, Response};
+use crate::sip::{Headers, Request, Response};
 use crate::store::{self, CallRecord};
 use crate::transaction::{Kind, T64, Target, Transmit, Transport};
 
@@ -140,15 +140,7 @@ impl Engine {
             .send_request(now, &branch, &call_id, "INVITE", inv.to_bytes(), target);
         self.out.push(tx);
         UacLeg {
-            d: Dialog {
-                call_id,
-                local: from,
-                remote: to,
-                remote_target: ruri,
-                target,
-                local_cseq: 1,
-                remote_cseq: None,
-            },
+            d: Dialog::uac(call_id, from, to, ruri, target),
             invite: inv,
             branch,
             media: None,
@@ -270,26 +262,11 @@ impl Engine {
     /// ACKed by rsipstack's INVITE transaction, §17.1.1.3.)
     pub(crate) fn uac_ack(&mut self, leg: &mut UacLeg, resp: &Response) -> Transmit {
         let cseq = resp.cseq().0;
-        if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
-            leg.d.remote_target = c.uri;
-        }
-        let mut ack = Request {
-            method: "ACK".into(),
-            uri: leg.d.remote_target.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
+        leg.d.confirm(resp);
         let branch = self.new_branch();
-        ack.headers
-            .push("Via", self.via(leg.d.target.transport, &branch));
-        if let Some(to) = resp.headers.get("To") {
-            leg.d.remote = to.to_string();
-        }
-        ack.headers.push("Max-Forwards", "70");
-        ack.headers.push("From", leg.d.local.clone());
-        ack.headers.push("To", leg.d.remote.clone());
-        ack.headers.push("Call-ID", leg.d.call_id.clone());
-        ack.headers.push("CSeq", format!("{cseq} ACK"));
+        let ack = leg
+            .d
+            .request("ACK", cseq, self.via(leg.d.target.transport, &branch));
         let tx = Transmit {
             target: leg.d.target,
             data: ack.to_bytes(),
@@ -303,19 +280,7 @@ impl Engine {
         let now = self.now();
         let branch = self.new_branch();
         d.local_cseq += 1;
-        let mut bye = Request {
-            method: "BYE".into(),
-            uri: d.remote_target.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
-        bye.headers
-            .push("Via", self.via(d.target.transport, &branch));
-        bye.headers.push("Max-Forwards", "70");
-        bye.headers.push("From", d.local.clone());
-        bye.headers.push("To", d.remote.clone());
-        bye.headers.push("Call-ID", d.call_id.clone());
-        bye.headers.push("CSeq", format!("{} BYE", d.local_cseq));
+        let bye = d.request("BYE", d.local_cseq, self.via(d.target.transport, &branch));
         let tx = self
             .txns
             .send_request(now, &branch, &d.call_id, "BYE", bye.to_bytes(), d.target);

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use hotline_core::UnixMillis;
 use hotline_core::events::{CallEvent, Event};
 
-use crate::call::{Dialog, State};
+use crate::call::State;
 use crate::config::is_seat_number;
+use crate::dialog::Dialog;
 use crate::engine::Engine;
 use crate::outbound::{C2cState, UacLeg};
 use crate::policy::outbound_allowed;
 use crate::rtp::{LegMedia, bind_rtp};
 use crate::sdp;
-use crate::sip::{self, Headers, NameAddr, Request, Response};
+use crate::sip::{self, NameAddr, Request, Response};
 use crate::store;
 use crate::transaction::{Target, Transport};
 
@@ -196,18 +197,12 @@ impl Engine {
     fn send_notify_in(&mut self, d: &Dialog, frag: &str, terminated: bool) {
         let now = self.now();
         let branch = self.new_branch();
-        let mut n = Request {
-            method: "NOTIFY".into(),
-            uri: d.remote_target.clone(),
-            headers: Headers::default(),
-            body: format!("{frag}\r\n").into_bytes(),
-        };
-        n.headers.push("Via", self.via(d.target.transport, &branch));
-        n.headers.push("Max-Forwards", "70");
-        n.headers.push("From", d.local.clone());
-        n.headers.push("To", d.remote.clone());
-        n.headers.push("Call-ID", d.call_id.clone());
-        n.headers.push("CSeq", format!("{} NOTIFY", d.local_cseq));
+        let mut n = d.request(
+            "NOTIFY",
+            d.local_cseq,
+            self.via(d.target.transport, &branch),
+        );
+        n.body = format!("{frag}\r\n").into_bytes();
         n.headers.push("Event", "refer");
         n.headers.push(
             "Subscription-State",

@@ -186,11 +186,18 @@ pub(crate) fn reason_phrase(code: u16) -> &'static str {
 }
 
 /// A response to `req` per RFC 3261 §8.2.6.2: Via, From, Call-ID and CSeq copied, To copied
-/// with `to_tag` added when the request's To has none.
+/// with `to_tag` added when the request's To has none (and Record-Route, §12.1.1).
 pub(crate) fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> Response {
     let mut headers = Headers::default();
     for v in req.headers.get_all("Via") {
         headers.push("Via", v);
+    }
+    // §12.1.1: a response that may establish a dialog carries the request's Record-Route,
+    // in order, so that the proxies that asked stay on the dialog's path.
+    if req.method == "INVITE" && (101..300).contains(&status) {
+        for v in req.headers.get_all("Record-Route") {
+            headers.push("Record-Route", v);
+        }
     }
     for name in ["From", "To", "Call-ID", "CSeq"] {
         if let Some(v) = req.headers.get(name) {

@@ -5,8 +5,8 @@
 //! RFC 1918) that cannot be reached from here. Requests in its dialog still have that Contact
 //! as their Request-URI (§12.2.1.1), but they go to the flow its REGISTER came from (§18.2.2
 //! `received`, RFC 3581 `rport`), and its media goes to where its RTP comes from (symmetric
-//! RTP, RFC 4961). This is one reason the engine keeps the dialogs: rsipstack 0.7.14's dialogs
-//! send UDP in-dialog requests to the Contact.
+//! RTP, RFC 4961). (rsipstack 0.7.14's dialogs send UDP in-dialog requests to the Contact
+//! unless a `TargetLocator` maps it: docs/ARCHITECTURE.md, "The SIP gateway".)
 //!
 //! Requests that name the dialog's Call-ID but not its tags get 481, and requests out of
 //! order 500 (§12.2.2); the call goes on.
@@ -83,6 +83,22 @@ fn trunk_request(
         srv = trunk.server,
         me = trunk.local
     )
+}
+
+/// A BYE from the seat in the dialog of the INVITE it was `offered` (with another To tag
+/// than ours when `to_tag` is given).
+fn seat_bye(seat: &Client, offered: &str, to_tag: Option<&str>) -> Result<String> {
+    let mut to = header_value(offered, "From").context("From")?.to_string();
+    if let Some(t) = to_tag {
+        to = format!("{};tag={t}", to.split(";tag=").next().unwrap_or(""));
+    }
+    Ok(format!(
+        "BYE sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKseatbye;rport\r\nFrom: {from};tag=seat\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        srv = seat.server,
+        me = seat.local,
+        from = header_value(offered, "To").context("To")?,
+        cid = header_value(offered, "Call-ID").context("Call-ID")?,
+    ))
 }
 
 /// Sends `req` and returns the status of its final answer.
@@ -192,16 +208,7 @@ async fn requests_outside_the_dialog_or_out_of_order_are_refused_and_the_call_go
     let req = trunk_request(&trunk, 8, "BYE", 4, "f8", &to);
     assert_eq!(status(&trunk, req, "BYE").await?, 500);
     // The seat's leg is a dialog of its own: its tag is not the caller's.
-    let seat_bye = format!(
-        "BYE sip:hotline@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKseatbye;rport\r\nFrom: {to_seat};tag=seat\r\nTo: {from_us};tag=wrong\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-        srv = seat.server,
-        me = seat.local,
-        to_seat = header_value(&offered, "To").context("To")?,
-        from_us = header_value(&offered, "From")
-            .and_then(|f| f.split(";tag=").next())
-            .context("From")?,
-        cid = header_value(&offered, "Call-ID").context("Call-ID")?,
-    );
+    let seat_bye = seat_bye(&seat, &offered, Some("wrong"))?;
     assert_eq!(status(&seat, seat_bye, "BYE").await?, 481);
     assert!(
         !h.events
@@ -215,6 +222,87 @@ async fn requests_outside_the_dialog_or_out_of_order_are_refused_and_the_call_go
     assert_eq!(status(&trunk, req, "BYE").await?, 200);
     let bye = recv_request(&seat, "BYE").await?;
     seat.send(answer(&bye, "200 OK", None, "").as_bytes())
+        .await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
+        .await?;
+    h.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()> {
+    let h = Harness::start(base_config()).await?;
+    let seat = registered_seat(&h).await?;
+    let trunk = Client::new(h.addr).await?;
+    // Two proxies between the trunk and us (RFC 3261 §16.6 step 4: the nearest one on top).
+    let rr = format!("<sip:sbc.example;lr;ftag=f9>, <sip:{};lr>", trunk.local);
+    let inv = invite(&trunk, 9, 40_080, (8, "PCMA")).replacen(
+        "\r\nFrom:",
+        &format!("\r\nRecord-Route: {rr}\r\nFrom:"),
+        1,
+    );
+    trunk.send(inv.as_bytes()).await?;
+    let offered = recv_request(&seat, "INVITE").await?;
+    assert!(
+        header_value(&offered, "Record-Route").is_none(),
+        "the seat's leg is a dialog of ours, not the trunk's"
+    );
+    // The seat's proxy record-routes its 200.
+    let sdp = "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40090 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let ok = answer(&offered, "200 OK", Some("seat"), sdp).replacen(
+        "\r\n",
+        "\r\nRecord-Route: <sip:seat-proxy.example;lr>\r\n",
+        1,
+    );
+    seat.send(ok.as_bytes()).await?;
+    // Our ACK to the seat routes through its proxy (§12.1.2, §13.2.2.4) and still goes to
+    // the seat's registered flow.
+    let ack = recv_request(&seat, "ACK").await?;
+    assert_eq!(
+        header_value(&ack, "Route"),
+        Some("<sip:seat-proxy.example;lr>"),
+        "{ack}"
+    );
+    assert_eq!(request_uri(&ack), Some("sip:8001@127.0.0.1"));
+    // Our 200 to the trunk carries its Record-Route as it came (§12.1.1).
+    let answered = trunk.recv_response("INVITE", true).await?;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!(
+        answered.header("Record-Route").as_deref(),
+        Some(rr.as_str())
+    );
+    let to = answered.header("To").context("To")?;
+    trunk
+        .send(trunk_request(&trunk, 9, "ACK", 1, "f9", &to).as_bytes())
+        .await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Bridged { .. }))
+        .await?;
+    // The seat hangs up: our BYE to the trunk names its Contact and routes through both of
+    // its proxies, in the order they record-routed.
+    assert_eq!(
+        status(&seat, seat_bye(&seat, &offered, None)?, "BYE").await?,
+        200
+    );
+    let bye = recv_request(&trunk, "BYE").await?;
+    assert_eq!(
+        request_uri(&bye).map(str::to_owned),
+        Some(format!("sip:caller@{}", trunk.local)),
+        "{bye}"
+    );
+    let routes: Vec<&str> = bye
+        .lines()
+        .filter_map(|l| l.strip_prefix("Route: "))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "<sip:sbc.example;lr;ftag=f9>".to_string(),
+            format!("<sip:{};lr>", trunk.local)
+        ]
+    );
+    trunk
+        .send(answer(&bye, "200 OK", None, "").as_bytes())
         .await?;
     h.events
         .wait_for(|e| matches!(e, CallEvent::Ended { .. }))

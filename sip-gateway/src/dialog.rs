@@ -99,8 +99,10 @@ impl Dialog {
     /// Whether a request with this dialog's Call-ID belongs to it and is in order (§12.2.2):
     /// our tag must be in its To and theirs, once known, in its From, else 481
     /// (Call/Transaction Does Not Exist); a CSeq lower than their last one is out of order,
-    /// 500. An admitted request moves the remote sequence number on. ACK and CANCEL are not
-    /// asked: they carry the CSeq of the INVITE they belong to.
+    /// 500. An admitted request moves the remote sequence number on, and a target refresh
+    /// (re-INVITE, UPDATE) with a Contact replaces the remote target (§12.2.2, RFC 3311
+    /// §5.2). ACK and CANCEL are not asked: they carry the CSeq of the INVITE they belong
+    /// to.
     pub(crate) fn admit(&mut self, req: &Request) -> Result<(), u16> {
         let tag = |v: &str| NameAddr::parse(v).and_then(|n| n.tag().map(str::to_owned));
         let ours = tag(&self.local);
@@ -115,6 +117,11 @@ impl Dialog {
             return Err(500);
         }
         self.remote_cseq = Some(n);
+        if matches!(req.method.as_str(), "INVITE" | "UPDATE")
+            && let Some(c) = req.headers.get("Contact").and_then(NameAddr::parse)
+        {
+            self.remote_target = c.uri;
+        }
         Ok(())
     }
 
@@ -288,5 +295,20 @@ mod tests {
         assert_eq!(d.admit(&req("us", "them", 9)), Ok(()));
         assert_eq!(d.admit(&req("us", "them", 8)), Err(500));
         assert_eq!(d.remote_cseq, Some(9));
+    }
+
+    #[test]
+    fn a_reinvite_with_a_new_contact_refreshes_the_target() {
+        let mut d = uas();
+        let moved = "INVITE sip:2001@gw SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK8\r\nFrom: <sip:caller@far>;tag=them\r\nTo: <sip:2001@gw>;tag=us\r\nCall-ID: c1\r\nCSeq: 8 INVITE\r\nContact: <sip:caller@10.0.0.2:5080>\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(d.admit(&request(moved)), Ok(()));
+        let bye = d.request("BYE", 1, "v".into());
+        assert_eq!(bye.uri, "sip:caller@10.0.0.2:5080");
+        // Refused requests refresh nothing.
+        let stale = moved
+            .replace("8 INVITE", "7 INVITE")
+            .replace("10.0.0.2:5080", "10.0.0.3");
+        assert_eq!(d.admit(&request(&stale)), Err(500));
+        assert_eq!(d.remote_target, "sip:caller@10.0.0.2:5080");
     }
 }

@@ -30,6 +30,9 @@ use crate::transaction::{Done, Target, Transactions, Transmit, Transport};
 pub(crate) const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY";
 
+/// The extensions we support (RFC 3261 §20.37): session timers (RFC 4028).
+pub(crate) const SUPPORTED: &[&str] = &["timer"];
+
 /// Series the gateway keeps, registered on the shared registry.
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
@@ -432,6 +435,23 @@ impl Engine {
             return;
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        if !matches!(req.method.as_str(), "ACK" | "CANCEL") {
+            // RFC 3261 §8.2.2.3: an extension the request requires and we do not know
+            // (e.g. 100rel, RFC 3262) refuses it with 420 and the list, so that the sender
+            // can try again without it.
+            let unknown: Vec<String> = req
+                .headers
+                .list("Require")
+                .into_iter()
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unknown.is_empty() {
+                let mut r = sip::response_to(&req, 420, Some(&self.token(6)));
+                r.headers.push("Unsupported", unknown.join(", "));
+                self.send_response(&req, r, target);
+                return;
+            }
+        }
         if in_dialog
             && !matches!(req.method.as_str(), "ACK" | "CANCEL")
             && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(&req))
@@ -445,7 +465,7 @@ impl Engine {
                 let mut r = sip::response_to(&req, 200, Some(&self.token(6)));
                 r.headers.push("Allow", ALLOW);
                 r.headers.push("Accept", "application/sdp");
-                r.headers.push("Supported", "timer");
+                r.headers.push("Supported", SUPPORTED.join(", "));
                 self.send_response(&req, r, target);
             }
             "INVITE" if in_dialog => self.handle_reinvite(&req, target).await,

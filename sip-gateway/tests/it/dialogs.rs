@@ -309,3 +309,31 @@ async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()>
         .await?;
     h.finish().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_requiring_an_unknown_extension_gets_420_and_the_retry_goes_through() -> Result<()>
+{
+    let h = Harness::start(base_config()).await?;
+    let seat = registered_seat(&h).await?;
+    let trunk = Client::new(h.addr).await?;
+    // A media gateway that requires reliable provisionals (RFC 3262) and session timers.
+    let inv = invite(&trunk, 10, 40_100, (8, "PCMA"));
+    let strict = inv.replacen("\r\nFrom:", "\r\nRequire: 100rel, timer\r\nFrom:", 1);
+    trunk.send(strict.as_bytes()).await?;
+    let refused = trunk.recv_response("INVITE", true).await?;
+    assert_eq!(refused.status, 420, "{}", refused.text);
+    assert_eq!(refused.header("Unsupported").as_deref(), Some("100rel"));
+    let to = refused.header("To").context("To")?;
+    trunk
+        .send(trunk_request(&trunk, 10, "ACK", 1, "f10", &to).as_bytes())
+        .await?;
+    // It tries again with 100rel merely supported (RFC 3261 §8.1.3.5): the call goes on.
+    let retry = inv
+        .replace("z9hG4bKinv10", "z9hG4bKinv10b")
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+        .replacen("\r\nFrom:", "\r\nSupported: 100rel, timer\r\nFrom:", 1);
+    trunk.send(retry.as_bytes()).await?;
+    let offered = recv_request(&seat, "INVITE").await?;
+    assert!(offered.contains("sip:8001@"), "{offered}");
+    h.finish().await
+}

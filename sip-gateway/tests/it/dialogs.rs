@@ -101,6 +101,15 @@ fn seat_bye(seat: &Client, offered: &str, to_tag: Option<&str>) -> Result<String
     ))
 }
 
+/// `c` answers the `bye` it got; the call ends and the gateway stops cleanly.
+async fn hang_up(h: Harness, c: &Client, bye: &str) -> Result<()> {
+    c.send(answer(bye, "200 OK", None, "").as_bytes()).await?;
+    h.events
+        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
+        .await?;
+    h.finish().await
+}
+
 /// Sends `req` and returns the status of its final answer.
 async fn status(c: &Client, req: String, method: &str) -> Result<u16> {
     c.send(req.as_bytes()).await?;
@@ -179,12 +188,7 @@ async fn a_seat_behind_nat_gets_its_requests_and_audio_on_its_flow() -> Result<(
     assert_eq!(trunk.recv_response("BYE", true).await?.status, 200);
     let seat_bye = recv_request(&seat, "BYE").await?;
     assert_eq!(request_uri(&seat_bye), Some(uri.as_str()), "{seat_bye}");
-    seat.send(answer(&seat_bye, "200 OK", None, "").as_bytes())
-        .await?;
-    h.events
-        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
-        .await?;
-    h.finish().await
+    hang_up(h, &seat, &seat_bye).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,12 +225,7 @@ async fn requests_outside_the_dialog_or_out_of_order_are_refused_and_the_call_go
     let req = trunk_request(&trunk, 8, "BYE", 6, "f8", &to);
     assert_eq!(status(&trunk, req, "BYE").await?, 200);
     let bye = recv_request(&seat, "BYE").await?;
-    seat.send(answer(&bye, "200 OK", None, "").as_bytes())
-        .await?;
-    h.events
-        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
-        .await?;
-    h.finish().await
+    hang_up(h, &seat, &bye).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,13 +300,7 @@ async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()>
             format!("<sip:{};lr>", trunk.local)
         ]
     );
-    trunk
-        .send(answer(&bye, "200 OK", None, "").as_bytes())
-        .await?;
-    h.events
-        .wait_for(|e| matches!(e, CallEvent::Ended { .. }))
-        .await?;
-    h.finish().await
+    hang_up(h, &trunk, &bye).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,7 +121,7 @@ impl Metrics {
             ),
             rejected: r.counter(
                 "hotline_sip_calls_rejected_total",
-                "INVITEs refused before ringing, by reason (acl, channels, rate, overload, route, codec, unavailable)",
+                "INVITEs refused before ringing, by reason (acl, channels, rate, overload, route, codec, unavailable, extension)",
             ),
             rtp_caller_to_seat: rtp.with(&[("direction", "caller_to_seat")]),
             rtp_seat_to_caller: rtp.with(&[("direction", "seat_to_caller")]),
@@ -446,6 +446,11 @@ impl Engine {
                 .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
                 .collect();
             if !unknown.is_empty() {
+                if req.method == "INVITE" && !in_dialog {
+                    // A trunk set to require 100rel fails every call: make it visible.
+                    self.m.rejected.with(&[("reason", "extension")]).inc();
+                    tracing::warn!(%source, unsupported = %unknown.join(", "), "INVITE requires an extension we do not support: 420");
+                }
                 let mut r = sip::response_to(&req, 420, Some(&self.token(6)));
                 r.headers.push("Unsupported", unknown.join(", "));
                 self.send_response(&req, r, target);

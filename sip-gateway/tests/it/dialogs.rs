@@ -316,6 +316,10 @@ async fn an_invite_requiring_an_unknown_extension_gets_420_and_the_retry_goes_th
     let refused = trunk.recv_response("INVITE", true).await?;
     assert_eq!(refused.status, 420, "{}", refused.text);
     assert_eq!(refused.header("Unsupported").as_deref(), Some("100rel"));
+    assert_eq!(
+        h.metric("hotline_sip_calls_rejected_total{reason=\"extension\"}"),
+        1
+    );
     let to = refused.header("To").context("To")?;
     trunk
         .send(trunk_request(&trunk, 10, "ACK", 1, "f10", &to).as_bytes())

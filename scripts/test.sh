@@ -16,6 +16,9 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+# The softphone of the end-to-end tests (PJSIP's pjsua2, from PyPI) lives in a Python venv.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # The web console's browser tests: Debian's Chromium, driven by playwright-core under Node.js.
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -42,6 +45,16 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   say "npm ci (tests/browser)"
   npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
+fi
+
+# --- the softphone (pjsua2-python from PyPI, pinned by tests/pjsua/requirements.txt) ---------
+venv=tests/pjsua/.venv
+if ! cmp -s tests/pjsua/requirements.txt "$venv/requirements.txt"; then
+  say "python3 -m venv $venv (pjsua2-python)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/pjsua/requirements.txt
+  cp tests/pjsua/requirements.txt "$venv/requirements.txt"
 fi
 
 # --- PostgreSQL for the storage tests ------------------------------------------------------

@@ -1,17 +1,19 @@
-"""A real softphone for the end-to-end tests: PJSIP (pjsua2) registered as an agent seat.
+"""Real softphones for the end-to-end tests: PJSIP (pjsua2), one account per agent seat.
 
-Usage: seat.py SERVER SEAT PASSWORD TRANSPORT PLAY_WAV RECORD_WAV
+Usage: seat.py SERVER TRANSPORT DIR SEAT:PASSWORD [SEAT:PASSWORD ...]
 
-It registers SEAT at SERVER (host:port) over TRANSPORT (udp or tcp) with digest
-authentication, answers every call at once, plays PLAY_WAV into the call (looped) and records
-what it hears into RECORD_WAV. It prints one JSON object per line on stdout for each thing
-that happens ({"event": "registered", "code": 200}, "incoming", "confirmed", "media",
-"dtmf", "disconnected", ...) and obeys one command per line on stdin: hold, unhold, dtmf
-DIGITS, hangup, quit. RECORD_WAV is complete once it has said "stopped" (after quit).
-PJSIP's own log goes to stderr.
+Each SEAT registers at SERVER (host:port) over TRANSPORT (udp or tcp) with digest
+authentication, answers every call at once, plays DIR/SEAT.wav into it (looped) and records
+what it hears into DIR/SEAT.heard.wav. One JSON object per line on stdout tells what happens
+({"seat": "8001", "event": "registered", "code": 200}, "incoming", "confirmed", "media",
+"dtmf", "transfer", "disconnected", ...); one command per line on stdin acts: "SEAT hold",
+"SEAT unhold", "SEAT dtmf DIGITS", "SEAT xfer URI", "SEAT hangup", or "quit". The
+recordings are complete once it has said {"event": "stopped"} (after quit). PJSIP's own log
+goes to stderr.
 """
 
 import json
+import os
 import select
 import sys
 
@@ -23,70 +25,118 @@ def say(event, **fields):
     print(json.dumps(fields), flush=True)
 
 
+MEDIA_STATUS = {
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+    pj.PJSUA_CALL_MEDIA_NONE: "none",
+    pj.PJSUA_CALL_MEDIA_ERROR: "error",
+}
+
+
 class Call(pj.Call):
-    def __init__(self, acc, call_id, play, record):
+    def __init__(self, acc, call_id):
         super().__init__(acc, call_id)
-        self.play_path = play
-        self.record_path = record
+        self.acc = acc
         self.player = None
         self.recorder = None
 
     def onCallState(self, prm):
         ci = self.getInfo()
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            say("confirmed")
+            say("confirmed", seat=self.acc.seat)
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            say("disconnected", code=ci.lastStatusCode, reason=ci.lastReason)
+            say("disconnected", seat=self.acc.seat, code=ci.lastStatusCode,
+                reason=ci.lastReason)
 
     def onCallMediaState(self, prm):
         ci = self.getInfo()
         for i, m in enumerate(ci.media):
             if m.type != pj.PJMEDIA_TYPE_AUDIO:
                 continue
-            status = {
-                pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
-                pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
-                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
-                pj.PJSUA_CALL_MEDIA_NONE: "none",
-                pj.PJSUA_CALL_MEDIA_ERROR: "error",
-            }.get(m.status, str(m.status))
-            say("media", status=status)
+            say("media", seat=self.acc.seat, status=MEDIA_STATUS.get(m.status, str(m.status)))
             if m.status != pj.PJSUA_CALL_MEDIA_ACTIVE or self.player is not None:
                 continue
             aud = self.getAudioMedia(i)
             self.player = pj.AudioMediaPlayer()
-            self.player.createPlayer(self.play_path)
+            self.player.createPlayer(self.acc.play)
             self.player.startTransmit(aud)
-            self.recorder = pj.AudioMediaRecorder()
-            self.recorder.createRecorder(self.record_path)
-            aud.startTransmit(self.recorder)
+            # One recorder per seat, kept by the account: a seat's later calls go on
+            # recording into the same file.
+            aud.startTransmit(self.acc.recorder())
 
     def onDtmfDigit(self, prm):
-        say("dtmf", digit=prm.digit)
+        say("dtmf", seat=self.acc.seat, digit=prm.digit)
+
+    def onCallTransferStatus(self, prm):
+        # NOTIFY sipfrag of our REFER (RFC 3515 §2.4.5).
+        say("transfer", seat=self.acc.seat, code=prm.statusCode, final=prm.finalNotify)
 
 
 class Account(pj.Account):
-    def __init__(self, play, record):
+    def __init__(self, seat, directory):
         super().__init__()
-        self.play = play
-        self.record = record
+        self.seat = seat
+        self.play = os.path.join(directory, f"{seat}.wav")
+        self.record = os.path.join(directory, f"{seat}.heard.wav")
+        self.rec = None
         self.calls = []
+
+    def recorder(self):
+        if self.rec is None:
+            self.rec = pj.AudioMediaRecorder()
+            self.rec.createRecorder(self.record)
+        return self.rec
 
     def onRegState(self, prm):
         say("registered" if prm.code == 200 and prm.expiration > 0 else "registration",
-            code=prm.code, expires=prm.expiration)
+            seat=self.seat, code=prm.code, expires=prm.expiration)
 
     def onIncomingCall(self, prm):
-        call = Call(self, prm.callId, self.play, self.record)
+        call = Call(self, prm.callId)
         self.calls.append(call)
-        say("incoming", remote=call.getInfo().remoteUri)
+        say("incoming", seat=self.seat, remote=call.getInfo().remoteUri)
         op = pj.CallOpParam()
         op.statusCode = 200
         call.answer(op)
 
+    def live_call(self):
+        live = [c for c in self.calls if c.isActive()]
+        return live[-1] if live else None
+
+
+def command(accounts, line):
+    """Runs one command line; False on quit."""
+    words = line.split()
+    if not words:
+        return True
+    if words[0] == "quit":
+        return False
+    acc = accounts.get(words[0])
+    call = acc.live_call() if acc else None
+    if call is None or len(words) < 2:
+        say("no_call", command=line.strip())
+        return True
+    op = pj.CallOpParam(True)
+    what, args = words[1], words[2:]
+    if what == "hold":
+        call.setHold(op)
+    elif what == "unhold":
+        op.opt.flag = pj.PJSUA_CALL_UNHOLD
+        call.reinvite(op)
+    elif what == "dtmf":
+        call.dialDtmf(args[0])
+    elif what == "xfer":
+        call.xfer(args[0], op)
+    elif what == "hangup":
+        call.hangup(op)
+    else:
+        say("error", message=f"unknown command {what}")
+    return True
+
 
 def main():
-    server, seat, password, transport, play, record = sys.argv[1:7]
+    server, transport, directory = sys.argv[1:4]
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
@@ -105,44 +155,29 @@ def main():
     ep.transportCreate(kind, tcfg)
     ep.libStart()
 
-    acfg = pj.AccountConfig()
+    accounts = {}
     suffix = ";transport=tcp" if transport == "tcp" else ""
-    acfg.idUri = f"sip:{seat}@{server}"
-    acfg.regConfig.registrarUri = f"sip:{server}{suffix}"
-    acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", seat, 0, password))
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-    acc = Account(play, record)
-    acc.create(acfg)
+    for arg in sys.argv[4:]:
+        seat, password = arg.split(":", 1)
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{seat}@{server}"
+        acfg.regConfig.registrarUri = f"sip:{server}{suffix}"
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", seat, 0, password))
+        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        acc = Account(seat, directory)
+        acc.create(acfg)
+        accounts[seat] = acc
 
     running = True
     while running:
         ep.libHandleEvents(10)
         ready, _, _ = select.select([sys.stdin], [], [], 0)
-        if not ready:
-            continue
-        line = sys.stdin.readline()
-        if not line:
-            break
-        cmd = line.split()
-        if not cmd:
-            continue
-        live = [c for c in acc.calls if c.isActive()]
-        op = pj.CallOpParam(True)
-        if cmd[0] == "quit":
-            running = False
-        elif not live:
-            say("error", message=f"no call for {cmd[0]}")
-        elif cmd[0] == "hold":
-            live[-1].setHold(op)
-        elif cmd[0] == "unhold":
-            op.opt.flag = pj.PJSUA_CALL_UNHOLD
-            live[-1].reinvite(op)
-        elif cmd[0] == "dtmf":
-            live[-1].dialDtmf(cmd[1])
-        elif cmd[0] == "hangup":
-            live[-1].hangup(op)
-    acc.calls = []
-    # Destroying the library closes the recording (its WAV header gets its sizes).
+        if ready:
+            line = sys.stdin.readline()
+            running = bool(line) and command(accounts, line)
+    for acc in accounts.values():
+        acc.calls = []
+    # Destroying the library closes the recordings (their WAV headers get their sizes).
     ep.libDestroy()
     say("stopped")
 

@@ -1,9 +1,10 @@
-//! A real softphone as the agent's seat: PJSIP 2.15 (pjsua2 from PyPI, driven by
+//! Real softphones as the agents' seats: PJSIP 2.15 (pjsua2 from PyPI, driven by
 //! `tests/pjsua/seat.py`) registers with digest, over UDP and over TCP, and is offered a trunk
 //! call through the real binary. It answers; the caller and the agent hear each other (each
 //! side's tone checked by energy and pitch); a digit the caller keys reaches the agent (RFC
 //! 4733); the agent puts the caller on hold and takes the call back (re-INVITE, RFC 3264
-//! §8.4); the caller's BYE ends the call at the phone.
+//! §8.4); the caller's BYE ends the call at the phone. And an agent blind-transfers the
+//! caller to a colleague with PJSIP's own REFER.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -33,35 +34,42 @@ fn python() -> Result<PathBuf> {
     Ok(p)
 }
 
-/// The softphone process: its events (one JSON object per line) and its command input.
+/// The softphone process (one PJSIP account per seat): its events (one JSON object per
+/// line), those read but not yet asked for, and its command input.
 struct Phone {
     child: Child,
     stdin: ChildStdin,
     events: mpsc::Receiver<Value>,
+    pending: Vec<Value>,
 }
 
 impl Phone {
-    fn start(sip: SocketAddr, password: &str, transport: &str, dir: &Path) -> Result<Phone> {
-        let play = dir.join("agent.wav");
-        let mut w = hound::WavWriter::create(
-            &play,
-            hound::WavSpec {
-                channels: 1,
-                sample_rate: 8000,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            },
-        )?;
-        for s in tone(&[SEAT_HZ], 2000, 8000.0) {
-            w.write_sample(s)?;
+    /// Registers `seats` (number, password, the tone its agent speaks) at `sip`.
+    fn start(
+        sip: SocketAddr,
+        transport: &str,
+        dir: &Path,
+        seats: &[(&str, &str, f64)],
+    ) -> Result<Phone> {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        for (seat, _, hz) in seats {
+            let mut w = hound::WavWriter::create(dir.join(format!("{seat}.wav")), spec)?;
+            for s in tone(&[*hz], 2000, 8000.0) {
+                w.write_sample(s)?;
+            }
+            w.finalize()?;
         }
-        w.finalize()?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pjsua/seat.py");
         let mut child = Command::new(python()?)
             .arg(script)
-            .args([&sip.to_string(), "8001", password, transport])
-            .arg(&play)
-            .arg(dir.join("heard.wav"))
+            .args([&sip.to_string(), transport])
+            .arg(dir)
+            .args(seats.iter().map(|(seat, pw, _)| format!("{seat}:{pw}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("pjsua.log"))?)
@@ -83,40 +91,44 @@ impl Phone {
             child,
             stdin,
             events,
+            pending: Vec::new(),
         })
     }
 
-    /// The next event named `name` (others are skipped), within 20 s.
-    fn wait(&self, name: &str) -> Result<Value> {
+    /// The first event of `seat` (any seat when empty) named `name` not yet taken, within
+    /// 20 s; events of other seats or names stay for later.
+    fn wait(&mut self, seat: &str, name: &str) -> Result<Value> {
+        let hit = |v: &Value| v["event"] == name && (seat.is_empty() || v["seat"] == seat);
+        if let Some(i) = self.pending.iter().position(hit) {
+            return Ok(self.pending.remove(i));
+        }
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let v = self
                 .events
                 .recv_timeout(left)
-                .with_context(|| format!("the softphone did not report {name}"))?;
+                .with_context(|| format!("the softphone did not report {seat} {name}"))?;
             if v["event"] == "error" {
-                bail!("softphone: {v}");
+                bail!("the softphone: {v}");
             }
-            if v["event"] == name {
+            if hit(&v) {
                 return Ok(v);
             }
+            self.pending.push(v);
         }
     }
 
-    /// The next "media" event with `status`.
-    fn wait_media(&self, status: &str) -> Result<()> {
-        loop {
-            if self.wait("media")?["status"] == status {
-                return Ok(());
-            }
-        }
+    /// The next "media" event of `seat` with `status`.
+    fn wait_media(&mut self, seat: &str, status: &str) -> Result<()> {
+        while self.wait(seat, "media")?["status"] != status {}
+        Ok(())
     }
 
-    /// Stops the softphone (which completes its recording).
+    /// Stops the softphone (which completes its recordings).
     fn quit(&mut self) -> Result<()> {
         self.send("quit")?;
-        self.wait("stopped")?;
+        self.wait("", "stopped")?;
         Ok(())
     }
 
@@ -146,13 +158,26 @@ fn power_at(s: &[i16], rate: f64, freq: f64) -> f64 {
     (a * a + b * b - c * a * b) / s.len().max(1) as f64
 }
 
-async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
+/// The binary with a DID routed to seat 8001, the trunk on 127.0.0.1, and the seats'
+/// passwords that `init` printed.
+struct Setup {
+    dir: tempfile::TempDir,
+    _server: hotline_tests::Server,
+    sip: SocketAddr,
+    passwords: Vec<String>,
+}
+
+fn start() -> Result<Setup> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let d = data.to_str().context("path")?;
     let out = run(hotline(&["init", "--data-dir", d]), None)?;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let password = field(&text(&out.stdout), "seat 8001:").context("seat password")?;
+    let printed = text(&out.stdout);
+    let passwords = ["seat 8001:", "seat 8002:"]
+        .iter()
+        .map(|label| field(&printed, label).context("seat password"))
+        .collect::<Result<_>>()?;
     let config = dir.path().join("hotline.toml");
     std::fs::write(
         &config,
@@ -162,44 +187,35 @@ async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
         ),
     )?;
     let server = serve(&config, Path::new(d))?;
-    let sip: SocketAddr = server.sip.parse()?;
+    let sip = server.sip.parse()?;
+    Ok(Setup {
+        dir,
+        _server: server,
+        sip,
+        passwords,
+    })
+}
 
-    let mut phone = Phone::start(sip, &password, transport, dir.path())?;
-    assert_eq!(phone.wait("registered")?["code"], 200);
-
-    let mut caller = Caller::call(sip, SEAT_DID, "13912345678", true).await?;
-    phone.wait("incoming")?;
-    phone.wait("confirmed")?;
-    // Both talk for 2 s; the caller hears the agent's tone, and PJSIP records the caller's.
+/// The caller talks for 2 s and must hear `hz` (the agent's tone) in the second half.
+async fn hears(caller: &mut Caller, hz: f64) -> Result<()> {
     let heard = caller.talk(&tone(&[CALLER_HZ], 2000, 8000.0)).await?;
     let tail = &heard.samples[heard.samples.len() / 2..];
     assert!(
         rms(tail) > 1000.0,
-        "the caller hears the agent: rms {}",
+        "the caller hears an agent: rms {}",
         rms(tail)
     );
     assert!(
-        power_at(tail, 8000.0, SEAT_HZ) > 20.0 * power_at(tail, 8000.0, CALLER_HZ),
-        "what the caller hears is the agent's 600 Hz"
+        power_at(tail, 8000.0, hz) > 20.0 * power_at(tail, 8000.0, CALLER_HZ),
+        "what the caller hears is the agent's {hz} Hz"
     );
+    Ok(())
+}
 
-    // A digit from the caller reaches the agent's phone as an RFC 4733 event.
-    caller.key('5').await?;
-    assert_eq!(phone.wait("dtmf")?["digit"], "5");
-
-    // The agent holds the caller and takes the call back: both re-INVITEs answered.
-    phone.send("hold")?;
-    phone.wait_media("local_hold")?;
-    phone.send("unhold")?;
-    phone.wait_media("active")?;
-
-    caller.bye().await?;
-    let gone = phone.wait("disconnected")?;
-    assert_eq!(gone["code"], 200, "{gone}");
-
-    // What the agent's phone recorded (at PJSIP's own clock rate) holds the caller's tone.
-    phone.quit()?;
-    let mut r = hound::WavReader::open(dir.path().join("heard.wav"))?;
+/// What `seat`'s phone recorded (at PJSIP's own clock rate) holds the caller's tone for at
+/// least 1 s. The phone must have quit.
+fn recorded_the_caller(dir: &Path, seat: &str) -> Result<()> {
+    let mut r = hound::WavReader::open(dir.join(format!("{seat}.heard.wav")))?;
     let rate = f64::from(r.spec().sample_rate);
     let recorded: Vec<i16> = r.samples::<i16>().collect::<Result<_, _>>()?;
     let loud: Vec<i16> = recorded
@@ -210,14 +226,46 @@ async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
         .collect();
     assert!(
         loud.len() as f64 > rate,
-        "the agent heard the caller for at least 1 s ({} samples)",
+        "{seat} heard the caller for at least 1 s ({} samples)",
         loud.len()
     );
     assert!(
         power_at(&loud, rate, CALLER_HZ) > 20.0 * power_at(&loud, rate, SEAT_HZ),
-        "what the agent hears is the caller's 1,000 Hz"
+        "what {seat} hears is the caller's 1,000 Hz"
     );
     Ok(())
+}
+
+async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
+    let s = start()?;
+    let mut phone = Phone::start(
+        s.sip,
+        transport,
+        s.dir.path(),
+        &[("8001", &s.passwords[0], SEAT_HZ)],
+    )?;
+    assert_eq!(phone.wait("8001", "registered")?["code"], 200);
+
+    let mut caller = Caller::call(s.sip, SEAT_DID, "13912345678", true).await?;
+    phone.wait("8001", "incoming")?;
+    phone.wait("8001", "confirmed")?;
+    hears(&mut caller, SEAT_HZ).await?;
+
+    // A digit from the caller reaches the agent's phone as an RFC 4733 event.
+    caller.key('5').await?;
+    assert_eq!(phone.wait("8001", "dtmf")?["digit"], "5");
+
+    // The agent holds the caller and takes the call back: both re-INVITEs answered.
+    phone.send("8001 hold")?;
+    phone.wait_media("8001", "local_hold")?;
+    phone.send("8001 unhold")?;
+    phone.wait_media("8001", "active")?;
+
+    caller.bye().await?;
+    let gone = phone.wait("8001", "disconnected")?;
+    assert_eq!(gone["code"], 200, "{gone}");
+    phone.quit()?;
+    recorded_the_caller(s.dir.path(), "8001")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,4 +276,52 @@ async fn a_pjsip_seat_over_udp_takes_a_trunk_call() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pjsip_seat_over_tcp_takes_a_trunk_call() -> Result<()> {
     a_call_to_a_pjsip_seat("tcp").await
+}
+
+/// The agent at 8001 transfers the caller to 8002 with PJSIP's own REFER (RFC 3515): the
+/// transfer's NOTIFYs reach 8001, 8002 rings and answers, and the caller now hears 8002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pjsip_seat_blind_transfers_the_caller_to_another_pjsip_seat() -> Result<()> {
+    const OTHER_HZ: f64 = 1400.0;
+    let s = start()?;
+    let mut phone = Phone::start(
+        s.sip,
+        "udp",
+        s.dir.path(),
+        &[
+            ("8001", &s.passwords[0], SEAT_HZ),
+            ("8002", &s.passwords[1], OTHER_HZ),
+        ],
+    )?;
+    phone.wait("8001", "registered")?;
+    phone.wait("8002", "registered")?;
+    let mut caller = Caller::call(s.sip, SEAT_DID, "13912345678", true).await?;
+    phone.wait("8001", "confirmed")?;
+    hears(&mut caller, SEAT_HZ).await?;
+
+    phone.send(&format!("8001 xfer sip:8002@{}", s.sip))?;
+    let incoming = phone.wait("8002", "incoming")?;
+    assert!(
+        incoming["remote"]
+            .as_str()
+            .is_some_and(|r| r.contains("13912345678")),
+        "8002 sees the caller's number: {incoming}"
+    );
+    phone.wait("8002", "confirmed")?;
+    loop {
+        let t = phone.wait("8001", "transfer")?;
+        if t["final"] == true {
+            assert_eq!(t["code"], 200, "{t}");
+            break;
+        }
+    }
+    // The transferor leaves (RFC 5589 §6.1), unless PJSIP has already.
+    phone.send("8001 hangup")?;
+    phone.wait("8001", "disconnected")?;
+    hears(&mut caller, OTHER_HZ).await?;
+
+    caller.bye().await?;
+    assert_eq!(phone.wait("8002", "disconnected")?["code"], 200);
+    phone.quit()?;
+    recorded_the_caller(s.dir.path(), "8002")
 }

@@ -3,8 +3,9 @@
 //! call through the real binary. It answers; the caller and the agent hear each other (each
 //! side's tone checked by energy and pitch); a digit the caller keys reaches the agent (RFC
 //! 4733); the agent puts the caller on hold and takes the call back (re-INVITE, RFC 3264
-//! §8.4); the caller's BYE ends the call at the phone. And an agent blind-transfers the
-//! caller to a colleague with PJSIP's own REFER.
+//! §8.4); the caller's BYE ends the call at the phone. An agent blind-transfers the caller
+//! to a colleague with PJSIP's own REFER; and the ACD queue hands an IVR caller to a PJSIP
+//! agent.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, rms, tone};
-use hotline_tests::{field, hotline, run, serve, text};
-use serde_json::Value;
+use hotline_tests::{client, field, hotline, init_printed, ivr_config, login, run, serve, text};
+use serde_json::{Value, json};
 
 const SEAT_DID: &str = "02212345";
 /// The agent's voice: a 600 Hz tone; the caller's: 1,000 Hz.
@@ -119,6 +120,19 @@ impl Phone {
         }
     }
 
+    /// Whether `seat` has reported `name` by now (without waiting); the event is taken.
+    fn reported(&mut self, seat: &str, name: &str) -> bool {
+        self.pending.extend(self.events.try_iter());
+        let hit = |v: &Value| v["event"] == name && v["seat"] == seat;
+        match self.pending.iter().position(hit) {
+            Some(i) => {
+                self.pending.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The next "media" event of `seat` with `status`.
     fn wait_media(&mut self, seat: &str, status: &str) -> Result<()> {
         while self.wait(seat, "media")?["status"] != status {}
@@ -167,7 +181,7 @@ struct Setup {
     passwords: Vec<String>,
 }
 
-fn start() -> Result<Setup> {
+fn start(rtp: (u16, u16)) -> Result<Setup> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let d = data.to_str().context("path")?;
@@ -183,7 +197,9 @@ fn start() -> Result<Setup> {
         &config,
         format!(
             "[sip]\nroutes = [{{ did = \"{SEAT_DID}\", target = \"seat:8001\" }}]\n\
-             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n"
+             [sip.trunk]\npeers = [{{ name = \"e1\", address = \"127.0.0.1/32\" }}]\n\
+             [sip.rtp]\nport_min = {}\nport_max = {}\n",
+            rtp.0, rtp.1
         ),
     )?;
     let server = serve(&config, Path::new(d))?;
@@ -236,8 +252,8 @@ fn recorded_the_caller(dir: &Path, seat: &str) -> Result<()> {
     Ok(())
 }
 
-async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
-    let s = start()?;
+async fn a_call_to_a_pjsip_seat(transport: &str, rtp: (u16, u16)) -> Result<()> {
+    let s = start(rtp)?;
     let mut phone = Phone::start(
         s.sip,
         transport,
@@ -270,12 +286,12 @@ async fn a_call_to_a_pjsip_seat(transport: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pjsip_seat_over_udp_takes_a_trunk_call() -> Result<()> {
-    a_call_to_a_pjsip_seat("udp").await
+    a_call_to_a_pjsip_seat("udp", (41000, 41249)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pjsip_seat_over_tcp_takes_a_trunk_call() -> Result<()> {
-    a_call_to_a_pjsip_seat("tcp").await
+    a_call_to_a_pjsip_seat("tcp", (41250, 41499)).await
 }
 
 /// The agent at 8001 transfers the caller to 8002 with PJSIP's own REFER (RFC 3515): the
@@ -283,7 +299,7 @@ async fn a_pjsip_seat_over_tcp_takes_a_trunk_call() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pjsip_seat_blind_transfers_the_caller_to_another_pjsip_seat() -> Result<()> {
     const OTHER_HZ: f64 = 1400.0;
-    let s = start()?;
+    let s = start((41500, 41749))?;
     let mut phone = Phone::start(
         s.sip,
         "udp",
@@ -324,4 +340,63 @@ async fn a_pjsip_seat_blind_transfers_the_caller_to_another_pjsip_seat() -> Resu
     assert_eq!(phone.wait("8002", "disconnected")?["code"], 200);
     phone.quit()?;
     recorded_the_caller(s.dir.path(), "8002")
+}
+
+/// The caller goes through the IVR (the all-day default flow) and keys 0; the ACD offers
+/// the call to the logged-in, ready agent, whose seat is a PJSIP phone; they talk, the agent
+/// hangs up, and the caller hears the survey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_hands_an_ivr_caller_to_a_pjsip_agent() -> Result<()> {
+    const IVR_DID: &str = "02296077";
+    let dir = tempfile::tempdir()?;
+    let (data, printed) = init_printed(dir.path())?;
+    let admin = field(&printed, "password:").context("admin password")?;
+    let seat_pw = field(&printed, "seat 8001:").context("seat password")?;
+    let config = ivr_config(dir.path(), IVR_DID, (41750, 41999), "")?;
+    let server = serve(&config, &data)?;
+    let sip: SocketAddr = server.sip.parse()?;
+    let mut phone = Phone::start(sip, "udp", dir.path(), &[("8001", &seat_pw, SEAT_HZ)])?;
+    phone.wait("8001", "registered")?;
+    let c = client();
+    let csrf = login(&c, &server, "admin", &admin).await?;
+    for (path, body) in [
+        (
+            "/api/v1/acd/agents/8001/login",
+            json!({"queues": ["hotline"]}),
+        ),
+        ("/api/v1/acd/agents/8001/ready", json!({})),
+    ] {
+        let r = c
+            .post(server.url(path))
+            .header("x-csrf-token", &csrf)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await?);
+    }
+
+    let mut caller = Caller::call(sip, IVR_DID, "13900000042", true).await?;
+    // The welcome cannot be interrupted: key 0 until the menu takes it and the phone rings.
+    let mut offered = false;
+    for _ in 0..60 {
+        caller.key('0').await?;
+        caller.hear_for(Duration::from_millis(500)).await?;
+        if phone.reported("8001", "incoming") {
+            offered = true;
+            break;
+        }
+    }
+    assert!(offered, "the agent's phone never rang");
+    phone.wait("8001", "confirmed")?;
+    hears(&mut caller, SEAT_HZ).await?;
+
+    // The agent hangs up; the caller stays for the survey.
+    phone.send("8001 hangup")?;
+    phone.wait("8001", "disconnected")?;
+    let survey = caller.hear(50).await?;
+    assert!(survey.rms() > 500.0, "the survey question is heard");
+    caller.key('1').await?;
+    caller.wait_bye().await?;
+    phone.quit()?;
+    recorded_the_caller(dir.path(), "8001")
 }

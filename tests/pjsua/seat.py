@@ -2,8 +2,9 @@
 
 Usage: seat.py SERVER TRANSPORT DIR SEAT:PASSWORD [SEAT:PASSWORD ...]
 
-Each SEAT registers at SERVER (host:port) over TRANSPORT (udp or tcp) with digest
-authentication, answers every call at once, plays DIR/SEAT.wav into it (looped) and records
+Each SEAT registers at SERVER (host:port) over TRANSPORT (udp, tcp, or udp-nat: UDP as a
+phone behind NAT that believes its address is 10.0.0.5 — that private address in its Contact
+and SDP, not rewritten from what the registrar saw) with digest authentication, answers every call at once, plays DIR/SEAT.wav into it (looped) and records
 what it hears into DIR/SEAT.heard.wav. One JSON object per line on stdout tells what happens
 ({"seat": "8001", "event": "registered", "code": 200}, "incoming", "confirmed", "media",
 "dtmf", "transfer", "disconnected", ...); one command per line on stdin acts: "SEAT hold",
@@ -164,6 +165,12 @@ def main():
         acfg.regConfig.registrarUri = f"sip:{server}{suffix}"
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", seat, 0, password))
         acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        if transport == "udp-nat":
+            acfg.natConfig.contactRewriteUse = 0
+            acfg.natConfig.viaRewriteUse = 0
+            acfg.natConfig.sdpNatRewriteUse = 0
+            acfg.sipConfig.contactForced = f"<sip:{seat}@10.0.0.5:5062>"
+            acfg.mediaConfig.transportConfig.publicAddress = "10.0.0.5"
         acc = Account(seat, directory)
         acc.create(acfg)
         accounts[seat] = acc

@@ -1,11 +1,11 @@
 //! Real softphones as the agents' seats: PJSIP 2.15 (pjsua2 from PyPI, driven by
-//! `tests/pjsua/seat.py`) registers with digest, over UDP and over TCP, and is offered a trunk
-//! call through the real binary. It answers; the caller and the agent hear each other (each
-//! side's tone checked by energy and pitch); a digit the caller keys reaches the agent (RFC
-//! 4733); the agent puts the caller on hold and takes the call back (re-INVITE, RFC 3264
-//! §8.4); the caller's BYE ends the call at the phone. An agent blind-transfers the caller
-//! to a colleague with PJSIP's own REFER; and the ACD queue hands an IVR caller to a PJSIP
-//! agent.
+//! `tests/pjsua/seat.py`) registers with digest, over UDP, over TCP and from behind NAT, and
+//! is offered a trunk call through the real binary. It answers; the caller and the agent hear
+//! each other (each side's tone checked by energy and pitch); a digit the caller keys reaches
+//! the agent (RFC 4733); the agent puts the caller on hold and takes the call back
+//! (re-INVITE, RFC 3264 §8.4); the caller's BYE ends the call at the phone. An agent
+//! blind-transfers the caller to a colleague with PJSIP's own REFER; and the ACD queue hands
+//! an IVR caller to a PJSIP agent.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, rms, tone};
 use hotline_tests::{client, field, hotline, init_printed, ivr_config, login, run, serve, text};
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 const SEAT_DID: &str = "02212345";
 /// The agent's voice: a 600 Hz tone; the caller's: 1,000 Hz.
@@ -261,6 +262,22 @@ async fn a_call_to_a_pjsip_seat(transport: &str, rtp: (u16, u16)) -> Result<()> 
         &[("8001", &s.passwords[0], SEAT_HZ)],
     )?;
     assert_eq!(phone.wait("8001", "registered")?["code"], 200);
+    // What the registrar keeps: the Contact the phone gave, the address it came from.
+    let url = format!(
+        "sqlite://{}",
+        s.dir.path().join("data/hotline.db").display()
+    );
+    let mut db = sqlx::SqliteConnection::connect(&url).await?;
+    let (contact, source): (String, String) =
+        sqlx::query_as("SELECT contact, source FROM sip_bindings WHERE seat = '8001'")
+            .fetch_one(&mut db)
+            .await?;
+    assert!(source.starts_with("127.0.0.1:"), "{source}");
+    assert_eq!(
+        contact.contains("10.0.0.5"),
+        transport == "udp-nat",
+        "{contact}"
+    );
 
     let mut caller = Caller::call(s.sip, SEAT_DID, "13912345678", true).await?;
     phone.wait("8001", "incoming")?;
@@ -287,6 +304,13 @@ async fn a_call_to_a_pjsip_seat(transport: &str, rtp: (u16, u16)) -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pjsip_seat_over_udp_takes_a_trunk_call() -> Result<()> {
     a_call_to_a_pjsip_seat("udp", (41000, 41249)).await
+}
+
+/// The phone believes it is 10.0.0.5 (a private address behind NAT): Contact and SDP name
+/// it; every request and the media must still reach it where it really is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pjsip_seat_behind_nat_takes_a_trunk_call() -> Result<()> {
+    a_call_to_a_pjsip_seat("udp-nat", (42000, 42249)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,11 +162,13 @@ impl Dialog {
     }
 }
 
-/// The Record-Route values of a message, in order (one header may carry several, §20.30).
+/// The Record-Route values of a message, in order (one header may carry several, §20.30);
+/// a value that is not a name-addr with a SIP URI cannot be routed through and is left out.
 fn record_route(headers: &Headers) -> Vec<String> {
     headers
         .get_all("Record-Route")
         .flat_map(split_list)
+        .filter(|r| NameAddr::parse(r).is_some())
         .collect()
 }
 

@@ -5,10 +5,12 @@
 //! not part of the gateway's API. A panic here is a bug (malformed input must be refused,
 //! never crash the single task that owns the engine).
 
+use crate::dialog::Dialog;
 use crate::media::rfc4733::EventReceiver;
 use crate::rtp::{Forwarder, LegMedia, parse_rtp};
 use crate::sdp::{self, Codec};
 use crate::sip::{self, Message};
+use crate::transaction::{Target, Transport};
 
 /// A datagram or stream frame through the SIP adapter (rsipstack's parser + our checks).
 pub fn sip_message(data: &[u8]) {
@@ -22,16 +24,54 @@ pub fn sip_message(data: &[u8]) {
             let _ = sip::parse(&reply.to_bytes());
             // What we print must parse again (we forward requests on the B2BUA).
             let _ = sip::parse(&r.to_bytes());
+            // The dialog it would open (its Contact, Record-Route, tags), and a request we
+            // would send in it: the engine hands that to rsipstack, which must read it.
+            let source = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
+            let mut d = Dialog::uas(&r, "fuzz", Transport::Udp, source);
+            let _ = d.admit(&r);
+            in_dialog(&d);
         }
         Ok(Message::Response(r)) => {
             let _ = (r.call_id(), r.cseq(), r.branch());
             let _ = sip::parse(&r.to_bytes());
+            // The 2xx that confirms a UAC dialog of ours, and our ACK in it.
+            let target = Target {
+                transport: Transport::Udp,
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5062)),
+            };
+            let mut d = Dialog::uac(
+                "fuzz@gw".into(),
+                "<sip:hotline@gw>;tag=us".into(),
+                "<sip:8001@gw>".into(),
+                "sip:8001@127.0.0.1:5062".into(),
+                target,
+            );
+            d.confirm(&r);
+            in_dialog(&d);
         }
         Err(e) => {
             if let Some(reply) = e.reply {
                 let _ = sip::parse(&reply.to_bytes());
             }
         }
+    }
+}
+
+/// A BYE we would send in `d`, whose parts came from a message we accepted, must be read
+/// again by the parser (rsipstack's, under ours): the engine hands it to rsipstack.
+fn in_dialog(d: &Dialog) {
+    let bye = d.request(
+        "BYE",
+        2,
+        "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfuzz".into(),
+    );
+    let printed = bye.to_bytes();
+    match sip::parse(&printed) {
+        Ok(Message::Request(again)) => assert_eq!(again.method, "BYE"),
+        other => panic!(
+            "our BYE does not parse: {other:?}\n{}",
+            String::from_utf8_lossy(&printed)
+        ),
     }
 }
 

@@ -285,6 +285,12 @@ pub(crate) fn parse(data: &[u8]) -> Result<Message, ParseError> {
             {
                 return Err(unparseable("response without Via/Call-ID/CSeq"));
             }
+            // Its From and To go into our dialogs (and into our ACK and BYE): a response
+            // whose From or To cannot be read is discarded like one without them.
+            let readable = |name| headers.get(name).and_then(NameAddr::parse).is_some();
+            if !readable("From") || !readable("To") {
+                return Err(unparseable("response with a malformed From/To"));
+            }
             Ok(Message::Response(Response {
                 status,
                 reason,
@@ -634,6 +640,15 @@ pub(crate) struct SipUri {
 impl SipUri {
     pub(crate) fn parse(s: &str) -> Option<SipUri> {
         let s = s.trim();
+        // No URI holds whitespace or control characters (RFC 3261 §25.1: they are escaped);
+        // one that does could not be a Request-URI of ours.
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        // And rsipstack, which reads every message we send, must read it the same way.
+        if rsipstack::sip::Uri::try_from(s).is_err() {
+            return None;
+        }
         let (scheme, rest) = s.split_once(':')?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme == "tel" {
@@ -798,6 +813,26 @@ mod tests {
             split_list("\"a, b\" <sip:x@y;p=1,2>;q=1, <sip:z@w>"),
             vec!["\"a, b\" <sip:x@y;p=1,2>;q=1", "<sip:z@w>"]
         );
+    }
+
+    #[test]
+    fn uris_rsipstack_would_not_read_are_refused() {
+        for bad in [
+            "sip:;8001@10.0.0.9",
+            "sip:80 01@10.0.0.9",
+            "sip:8001@",
+            "sip:a@b\u{7}",
+        ] {
+            assert!(SipUri::parse(bad).is_none(), "{bad}");
+        }
+        for good in [
+            "sip:8001@10.0.0.5:5062;transport=tcp",
+            "sips:8001@gw.example",
+            "sip:[::1]:5060",
+            "tel:+8613800138000;phone-context=+86",
+        ] {
+            assert!(SipUri::parse(good).is_some(), "{good}");
+        }
     }
 
     #[test]

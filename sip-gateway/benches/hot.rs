@@ -1,8 +1,8 @@
 //! Criterion micro-benchmarks of the gateway's hot functions (issue 11, item 3), per
-//! operation: a SIP INVITE parsed through our adapter, and parsed + answered + printed; G.711
-//! decode and encode of one 20 ms packet; the in-band DTMF detector on one 20 ms frame; the
-//! jitter buffer's push + pop of one packet; the relay's rewrite of one packet, with and
-//! without transcoding.
+//! operation: a SIP INVITE parsed through our adapter, and parsed + answered + printed; the
+//! dialog work of a leg (open, admit a BYE, build ours); G.711 decode and encode of one 20 ms
+//! packet; the in-band DTMF detector on one 20 ms frame; the jitter buffer's push + pop of
+//! one packet; the relay's rewrite of one packet, with and without transcoding.
 //!
 //! `cargo bench -p hotline-sip-gateway --bench hot` (results in bench/README.md).
 
@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotline_sip_gateway::benching::{
-    Jitter, Relay, g711_decode, g711_encode, sip_parse, sip_parse_and_answer,
+    Jitter, Relay, dialog_round, g711_decode, g711_encode, sip_parse, sip_parse_and_answer,
 };
 use hotline_sip_gateway::media::dtmf_inband::InbandDtmfDetector;
 
@@ -67,6 +67,11 @@ fn sip(c: &mut Criterion) {
     c.bench_function("sip: parse INVITE + build and print 180", |b| {
         b.iter(|| sip_parse_and_answer(black_box(&invite)))
     });
+    assert!(dialog_round(&invite) > 0, "the dialog round trip works");
+    c.bench_function(
+        "dialog: open from the INVITE, admit a BYE, build ours",
+        |b| b.iter(|| dialog_round(black_box(&invite))),
+    );
 }
 
 fn g711(c: &mut Criterion) {

@@ -2,11 +2,13 @@
 //! per-message and per-packet functions of the gateway, which are crate-private. Not part of
 //! the gateway's API.
 
+use crate::dialog::Dialog;
 use crate::media::jitter::JitterBuffer;
 use crate::media::tap::decode;
 use crate::rtp::{Forwarder, LegMedia};
 use crate::sdp::Codec;
 use crate::sip::{self, Message};
+use crate::transaction::Transport;
 
 /// Parses a SIP message through our adapter (rsipstack's parser and our checks) and, for a
 /// request, builds and prints the response the engine would send. Returns the printed size
@@ -16,6 +18,35 @@ pub fn sip_parse_and_answer(data: &[u8]) -> usize {
         Ok(Message::Request(r)) => sip::response_to(&r, 180, Some("bench")).to_bytes().len(),
         _ => 0,
     }
+}
+
+/// The dialog work of one call leg as the engine does it: the dialog an INVITE opens (its
+/// tags, Contact, Record-Route), a BYE from the far end admitted in it (§12.2.2), and our
+/// BYE built and printed in it. Returns the printed size (0 when `data` is not a request).
+pub fn dialog_round(data: &[u8]) -> usize {
+    let Ok(Message::Request(inv)) = sip::parse(data) else {
+        return 0;
+    };
+    let source = std::net::SocketAddr::from(([127, 0, 0, 1], 5070));
+    let mut d = Dialog::uas(&inv, "bench", Transport::Udp, source);
+    let mut bye = d.request(
+        "BYE",
+        2,
+        "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb".into(),
+    );
+    // Their BYE: our dialog seen from their side.
+    bye.headers.set("From", d.remote.clone());
+    bye.headers.set("To", d.local.clone());
+    if d.admit(&bye).is_err() {
+        return 0;
+    }
+    d.request(
+        "BYE",
+        1,
+        "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKo".into(),
+    )
+    .to_bytes()
+    .len()
 }
 
 /// Parses a SIP message through our adapter only.

@@ -7,7 +7,7 @@
 //! names a private Contact); for a trunk, the address its INVITE came from, which is the
 //! nearest proxy when proxies record-route.
 
-use crate::sip::{Headers, NameAddr, Request, Response, SipUri, split_list};
+use crate::sip::{Headers, NameAddr, Request, Response, SipUri, request_uri_ok, split_list};
 use crate::transaction::{Target, Transport};
 
 #[derive(Debug, Clone)]
@@ -42,9 +42,8 @@ impl Dialog {
         let remote_target = req
             .headers
             .get("Contact")
-            .and_then(NameAddr::parse)
-            .map(|n| n.uri)
-            .or_else(|| req.from().map(|f| f.uri))
+            .and_then(target_of)
+            .or_else(|| req.from().map(|f| f.uri).filter(|u| request_uri_ok(u)))
             .unwrap_or_default();
         Dialog {
             call_id: req.call_id().to_string(),
@@ -88,8 +87,8 @@ impl Dialog {
         if let Some(to) = resp.headers.get("To") {
             self.remote = to.to_string();
         }
-        if let Some(c) = resp.headers.get("Contact").and_then(NameAddr::parse) {
-            self.remote_target = c.uri;
+        if let Some(uri) = resp.headers.get("Contact").and_then(target_of) {
+            self.remote_target = uri;
         }
         let mut routes = record_route(&resp.headers);
         routes.reverse();
@@ -118,9 +117,9 @@ impl Dialog {
         }
         self.remote_cseq = Some(n);
         if matches!(req.method.as_str(), "INVITE" | "UPDATE")
-            && let Some(c) = req.headers.get("Contact").and_then(NameAddr::parse)
+            && let Some(uri) = req.headers.get("Contact").and_then(target_of)
         {
-            self.remote_target = c.uri;
+            self.remote_target = uri;
         }
         Ok(())
     }
@@ -163,13 +162,22 @@ impl Dialog {
 }
 
 /// The Record-Route values of a message, in order (one header may carry several, §20.30);
-/// a value that is not a name-addr with a SIP URI cannot be routed through and is left out.
+/// a value whose URI we could not send to cannot be routed through and is left out.
 fn record_route(headers: &Headers) -> Vec<String> {
     headers
         .get_all("Record-Route")
         .flat_map(split_list)
-        .filter(|r| NameAddr::parse(r).is_some())
+        .filter(|r| target_of(r).is_some())
         .collect()
+}
+
+/// The URI of a Contact or route value, when requests can be sent to it: a name-addr whose
+/// URI rsipstack reads as a Request-URI. (A Contact that fails is not a target: the dialog
+/// keeps the one it has.)
+pub(crate) fn target_of(v: &str) -> Option<String> {
+    NameAddr::parse(v)
+        .map(|n| n.uri)
+        .filter(|uri| request_uri_ok(uri))
 }
 
 /// Whether a route URI names a loose router (`lr`, RFC 3261 §19.1.1).

@@ -457,6 +457,22 @@ impl Engine {
                 return;
             }
         }
+        if req.method == "INVITE"
+            && !in_dialog
+            && req
+                .headers
+                .get("Contact")
+                .and_then(crate::dialog::target_of)
+                .is_none()
+        {
+            // RFC 3261 §8.1.1.8: an INVITE names in its Contact where the requests of its
+            // dialog go; without one we could not even hang up.
+            let mut r = sip::response_to(&req, 400, Some(&self.token(6)));
+            r.headers
+                .push("Warning", "399 hotline \"INVITE without a usable Contact\"");
+            self.send_response(&req, r, target);
+            return;
+        }
         if in_dialog
             && !matches!(req.method.as_str(), "ACK" | "CANCEL")
             && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(&req))

@@ -5,7 +5,7 @@
 //! not part of the gateway's API. A panic here is a bug (malformed input must be refused,
 //! never crash the single task that owns the engine).
 
-use crate::dialog::Dialog;
+use crate::dialog::{Dialog, target_of};
 use crate::media::rfc4733::EventReceiver;
 use crate::rtp::{Forwarder, LegMedia, parse_rtp};
 use crate::sdp::{self, Codec};
@@ -26,10 +26,14 @@ pub fn sip_message(data: &[u8]) {
             let _ = sip::parse(&r.to_bytes());
             // The dialog it would open (its Contact, Record-Route, tags), and a request we
             // would send in it: the engine hands that to rsipstack, which must read it.
-            let source = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
-            let mut d = Dialog::uas(&r, "fuzz", Transport::Udp, source);
-            let _ = d.admit(&r);
-            in_dialog(&d);
+            // (The engine refuses an INVITE without a Contact it could send to: 400.)
+            let usable = r.headers.get("Contact").and_then(target_of).is_some();
+            if r.method == "INVITE" && usable {
+                let source = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
+                let mut d = Dialog::uas(&r, "fuzz", Transport::Udp, source);
+                let _ = d.admit(&r);
+                in_dialog(&d);
+            }
         }
         Ok(Message::Response(r)) => {
             let _ = (r.call_id(), r.cseq(), r.branch());

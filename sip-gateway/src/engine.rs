@@ -435,49 +435,7 @@ impl Engine {
             return;
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
-        if !matches!(req.method.as_str(), "ACK" | "CANCEL") {
-            // RFC 3261 §8.2.2.3: an extension the request requires and we do not know
-            // (e.g. 100rel, RFC 3262) refuses it with 420 and the list, so that the sender
-            // can try again without it.
-            let unknown: Vec<String> = req
-                .headers
-                .list("Require")
-                .into_iter()
-                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
-                .collect();
-            if !unknown.is_empty() {
-                if req.method == "INVITE" && !in_dialog {
-                    // A trunk set to require 100rel fails every call: make it visible.
-                    self.m.rejected.with(&[("reason", "extension")]).inc();
-                    tracing::warn!(%source, unsupported = %unknown.join(", "), "INVITE requires an extension we do not support: 420");
-                }
-                let mut r = sip::response_to(&req, 420, Some(&self.token(6)));
-                r.headers.push("Unsupported", unknown.join(", "));
-                self.send_response(&req, r, target);
-                return;
-            }
-        }
-        if req.method == "INVITE"
-            && !in_dialog
-            && req
-                .headers
-                .get("Contact")
-                .and_then(crate::dialog::target_of)
-                .is_none()
-        {
-            // RFC 3261 §8.1.1.8: an INVITE names in its Contact where the requests of its
-            // dialog go; without one we could not even hang up.
-            let mut r = sip::response_to(&req, 400, Some(&self.token(6)));
-            r.headers
-                .push("Warning", "399 hotline \"INVITE without a usable Contact\"");
-            self.send_response(&req, r, target);
-            return;
-        }
-        if in_dialog
-            && !matches!(req.method.as_str(), "ACK" | "CANCEL")
-            && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(&req))
-        {
-            self.reply(&req, code, target);
+        if self.refused_before_dispatch(&req, in_dialog, source, target) {
             return;
         }
         match req.method.as_str() {
@@ -503,6 +461,65 @@ impl Engine {
                 self.send_response(&req, r, target);
             }
         }
+    }
+
+    /// The checks every request passes before its handler, in RFC 3261's order: an
+    /// extension it requires and we lack (420), an INVITE that opens a dialog without a
+    /// Contact we could send to (400), a request in a dialog that is not that dialog's or not
+    /// in its order (481, 500). True when it was refused (and answered).
+    fn refused_before_dispatch(
+        &mut self,
+        req: &Request,
+        in_dialog: bool,
+        source: SocketAddr,
+        target: Target,
+    ) -> bool {
+        if !matches!(req.method.as_str(), "ACK" | "CANCEL") {
+            // RFC 3261 §8.2.2.3: an extension the request requires and we do not know
+            // (e.g. 100rel, RFC 3262) refuses it with 420 and the list, so that the sender
+            // can try again without it.
+            let unknown: Vec<String> = req
+                .headers
+                .list("Require")
+                .into_iter()
+                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .collect();
+            if !unknown.is_empty() {
+                if req.method == "INVITE" && !in_dialog {
+                    // A trunk set to require 100rel fails every call: make it visible.
+                    self.m.rejected.with(&[("reason", "extension")]).inc();
+                    tracing::warn!(%source, unsupported = %unknown.join(", "), "INVITE requires an extension we do not support: 420");
+                }
+                let mut r = sip::response_to(req, 420, Some(&self.token(6)));
+                r.headers.push("Unsupported", unknown.join(", "));
+                self.send_response(req, r, target);
+                return true;
+            }
+        }
+        if req.method == "INVITE"
+            && !in_dialog
+            && req
+                .headers
+                .get("Contact")
+                .and_then(crate::dialog::target_of)
+                .is_none()
+        {
+            // RFC 3261 §8.1.1.8: an INVITE names in its Contact where the requests of its
+            // dialog go; without one we could not even hang up.
+            let mut r = sip::response_to(req, 400, Some(&self.token(6)));
+            r.headers
+                .push("Warning", "399 hotline \"INVITE without a usable Contact\"");
+            self.send_response(req, r, target);
+            return true;
+        }
+        if in_dialog
+            && !matches!(req.method.as_str(), "ACK" | "CANCEL")
+            && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(req))
+        {
+            self.reply(req, code, target);
+            return true;
+        }
+        false
     }
 
     /// The leg whose dialog has this Call-ID, among calls, click-to-call calls and the legs

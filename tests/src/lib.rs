@@ -465,6 +465,37 @@ pub async fn login(
         .context("no csrf_token in the login answer")
 }
 
+/// Logs agent `agent` in to the queue "hotline" and makes them ready (with the session of
+/// `c` and its CSRF token), as the agent desk does.
+pub async fn agent_ready(
+    c: &reqwest::Client,
+    server: &Server,
+    csrf: &str,
+    agent: &str,
+) -> Result<()> {
+    for (path, body) in [
+        (
+            format!("/api/v1/acd/agents/{agent}/login"),
+            serde_json::json!({"queues": ["hotline"]}),
+        ),
+        (
+            format!("/api/v1/acd/agents/{agent}/ready"),
+            serde_json::json!({}),
+        ),
+    ] {
+        let r = c
+            .post(server.url(&path))
+            .header("x-csrf-token", csrf)
+            .json(&body)
+            .send()
+            .await?;
+        if r.status() != 200 {
+            bail!("{path}: {} {}", r.status(), r.text().await?);
+        }
+    }
+    Ok(())
+}
+
 /// Imports one bidder of period 2026-11 (deposit paid on 11-05, not won, refunded on 11-20)
 /// with `hotline bidders import`, in the auction system's export format.
 pub fn import_one_bidder(dir: &Path, data: &Path, code: &str, mobile: &str) -> Result<()> {

@@ -29,7 +29,7 @@ use hotline_tests::caller::{Caller, rms, tone};
 use hotline_tests::{
     Server, Sipp, TIMEOUT, client, field, free_udp_port, hotline, ivr_config, login, run, text,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -192,21 +192,7 @@ async fn a_database_outage_during_a_call_loses_nothing() -> Result<()> {
     let seat_port = Sipp::register(&server.sip, "8001", &seat_pw).await?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin_pw).await?;
-    for (path, body) in [
-        (
-            "/api/v1/acd/agents/8001/login",
-            json!({"queues": ["hotline"]}),
-        ),
-        ("/api/v1/acd/agents/8001/ready", json!({})),
-    ] {
-        let r = c
-            .post(server.url(path))
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200, "{path}: {}", r.text().await?);
-    }
+    hotline_tests::agent_ready(&c, &server, &csrf, "8001").await?;
     assert_eq!(readyz(&c, &server).await?.0, 200);
 
     // The seat answers and echoes until the caller hangs up.

@@ -65,21 +65,7 @@ async fn journey(rfc4733: bool) -> Result<()> {
     .await?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin_pw).await?;
-    for (path, body) in [
-        (
-            "/api/v1/acd/agents/8001/login",
-            json!({"queues": ["hotline"]}),
-        ),
-        ("/api/v1/acd/agents/8001/ready", json!({})),
-    ] {
-        let r = c
-            .post(server.url(path))
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200, "{path}: {}", r.text().await?);
-    }
+    hotline_tests::agent_ready(&c, &server, &csrf, "8001").await?;
 
     // The caller: welcome (not interruptible), then the menu.
     let mut caller = Caller::call(sip, DID, "13900000042", rfc4733).await?;

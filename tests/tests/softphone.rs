@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hotline_tests::caller::{Caller, rms, tone};
 use hotline_tests::{client, field, hotline, init_printed, ivr_config, login, run, serve, text};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Connection;
 
 const SEAT_DID: &str = "02212345";
@@ -383,21 +383,7 @@ async fn the_queue_hands_an_ivr_caller_to_a_pjsip_agent() -> Result<()> {
     phone.wait("8001", "registered")?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin).await?;
-    for (path, body) in [
-        (
-            "/api/v1/acd/agents/8001/login",
-            json!({"queues": ["hotline"]}),
-        ),
-        ("/api/v1/acd/agents/8001/ready", json!({})),
-    ] {
-        let r = c
-            .post(server.url(path))
-            .header("x-csrf-token", &csrf)
-            .json(&body)
-            .send()
-            .await?;
-        assert_eq!(r.status(), 200, "{path}: {}", r.text().await?);
-    }
+    hotline_tests::agent_ready(&c, &server, &csrf, "8001").await?;
 
     let mut caller = Caller::call(sip, IVR_DID, "13900000042", true).await?;
     // The welcome cannot be interrupted: key 0 until the menu takes it and the phone rings.

@@ -17,9 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::engine::{Command, Engine, EngineParts};
 use crate::error::GatewayError;
-use crate::sip::stack::{Inbound, Stack};
+use crate::sip::stack::{Inbound, NewTransactions, Stack};
 use crate::store;
-use rsipstack::transaction::TransactionReceiver;
 
 /// Everything [`Gateway::start`] needs from the composition root.
 #[derive(Clone)]
@@ -358,7 +357,7 @@ async fn bind(
 async fn run(
     mut engine: Engine,
     mut inbound: mpsc::Receiver<Inbound>,
-    mut incoming: TransactionReceiver,
+    mut incoming: NewTransactions,
     mut commands: mpsc::Receiver<Command>,
     mut stack: Stack,
     cancel: CancellationToken,

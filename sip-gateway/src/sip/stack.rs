@@ -85,6 +85,19 @@ impl Inbound {
     }
 }
 
+/// New server transactions, as rsipstack's endpoint hands them over, for [`Stack::accept`]
+/// (rsipstack's types stay inside this module).
+pub(crate) struct NewTransactions(TransactionReceiver);
+
+/// One new server transaction.
+pub(crate) struct NewTransaction(Transaction);
+
+impl NewTransactions {
+    pub(crate) async fn recv(&mut self) -> Option<NewTransaction> {
+        self.0.recv().await.map(NewTransaction)
+    }
+}
+
 /// Live client transactions by `branch|METHOD` (their tasks remove themselves).
 type Clients = Arc<Mutex<HashMap<String, (TransactionEventSender, TransactionKey)>>>;
 
@@ -115,7 +128,7 @@ impl Stack {
         malformed: Metric,
         events: mpsc::Sender<Inbound>,
         cancel: CancellationToken,
-    ) -> std::io::Result<(Stack, TransactionReceiver)> {
+    ) -> std::io::Result<(Stack, NewTransactions)> {
         let layer = TransportLayer::new(cancel.child_token());
         let arrived = Arrived::default();
         if let Some(sock) = udp {
@@ -165,13 +178,14 @@ impl Stack {
             max_message_size,
             malformed,
         };
-        Ok((stack, incoming))
+        Ok((stack, NewTransactions(incoming)))
     }
 
     /// Takes a new server transaction: returns its request for the engine, with when it
     /// came off the socket, and keeps the transaction for the answer; an oversize (TCP) or
     /// malformed request is answered here.
-    pub(crate) async fn accept(&mut self, mut tx: Transaction) -> Option<Inbound> {
+    pub(crate) async fn accept(&mut self, tx: NewTransaction) -> Option<Inbound> {
+        let NewTransaction(mut tx) = tx;
         let at = branch_of(&tx.original)
             .and_then(|b| {
                 self.arrived

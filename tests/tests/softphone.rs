@@ -4,8 +4,8 @@
 //! each other (each side's tone checked by energy and pitch); a digit the caller keys reaches
 //! the agent (RFC 4733); the agent puts the caller on hold and takes the call back
 //! (re-INVITE, RFC 3264 §8.4); the caller's BYE ends the call at the phone. An agent
-//! blind-transfers the caller to a colleague with PJSIP's own REFER; and the ACD queue hands
-//! an IVR caller to a PJSIP agent.
+//! blind-transfers the caller to a colleague with PJSIP's own REFER; the ACD queue hands an
+//! IVR caller to a PJSIP agent; and click-to-call rings the PJSIP agent, then the customer.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -229,18 +229,24 @@ async fn hears(caller: &mut Caller, hz: f64) -> Result<()> {
     Ok(())
 }
 
-/// What `seat`'s phone recorded (at PJSIP's own clock rate) holds the caller's tone for at
-/// least 1 s. The phone must have quit.
-fn recorded_the_caller(dir: &Path, seat: &str) -> Result<()> {
+/// The 20 ms stretches of what `seat`'s phone recorded that carry sound, and the recording's
+/// sample rate (PJSIP's own clock rate). The phone must have quit.
+fn heard_at(dir: &Path, seat: &str) -> Result<(Vec<i16>, f64)> {
     let mut r = hound::WavReader::open(dir.join(format!("{seat}.heard.wav")))?;
     let rate = f64::from(r.spec().sample_rate);
     let recorded: Vec<i16> = r.samples::<i16>().collect::<Result<_, _>>()?;
-    let loud: Vec<i16> = recorded
+    let loud = recorded
         .chunks(rate as usize / 50)
         .filter(|c| rms(c) > 500.0)
         .flatten()
         .copied()
         .collect();
+    Ok((loud, rate))
+}
+
+/// What `seat`'s phone recorded holds the caller's tone for at least 1 s.
+fn recorded_the_caller(dir: &Path, seat: &str) -> Result<()> {
+    let (loud, rate) = heard_at(dir, seat)?;
     assert!(
         loud.len() as f64 > rate,
         "{seat} heard the caller for at least 1 s ({} samples)",
@@ -409,4 +415,59 @@ async fn the_queue_hands_an_ivr_caller_to_a_pjsip_agent() -> Result<()> {
     caller.wait_bye().await?;
     phone.quit()?;
     recorded_the_caller(dir.path(), "8001")
+}
+
+/// Click-to-call from the agent desk: the gateway rings the agent's PJSIP phone first, then
+/// the customer over the trunk (a sipp phone that answers, speaks sipp's A-law recording for
+/// 7.5 s and hangs up); the agent hears the customer, and the customer's BYE reaches the
+/// agent's phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_rings_the_pjsip_agent_then_the_customer() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (data, printed) = init_printed(dir.path())?;
+    let admin = field(&printed, "password:").context("admin password")?;
+    let seat_pw = field(&printed, "seat 8001:").context("seat password")?;
+    let customer_port = hotline_tests::free_udp_port().to_string();
+    let config = dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nqualify_interval_secs = 0\n\
+             [sip.trunk]\ncaller_id = \"02296012\"\noutbound_allow = [\"1XXXXXXXXXX\"]\n\
+             peers = [{{ name = \"e1\", address = \"127.0.0.1/32\", port = {customer_port} }}]\n\
+             [sip.rtp]\nport_min = 42250\nport_max = 42499\n"
+        ),
+    )?;
+    let server = serve(&config, &data)?;
+    let sip: SocketAddr = server.sip.parse()?;
+    let mut phone = Phone::start(sip, "udp", dir.path(), &[("8001", &seat_pw, SEAT_HZ)])?;
+    phone.wait("8001", "registered")?;
+    let customer = hotline_tests::Sipp::phone(
+        &server.sip,
+        "seat_uas_speaks.xml",
+        &customer_port,
+        "PCMA",
+        &[],
+    )?;
+    let c = client();
+    let csrf = login(&c, &server, "admin", &admin).await?;
+    let r = c
+        .post(server.url("/api/v1/calls/click-to-call"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"seat": "8001", "number": "13912345678"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    phone.wait("8001", "incoming")?;
+    phone.wait("8001", "confirmed")?;
+    customer.success().await?;
+    assert_eq!(phone.wait("8001", "disconnected")?["code"], 200);
+    phone.quit()?;
+    let (loud, rate) = heard_at(dir.path(), "8001")?;
+    assert!(
+        loud.len() as f64 > 2.0 * rate,
+        "the agent heard the customer speak for at least 2 s ({} samples)",
+        loud.len()
+    );
+    Ok(())
 }

@@ -465,6 +465,44 @@ pub async fn login(
         .context("no csrf_token in the login answer")
 }
 
+/// A configuration in `dir` for click-to-call: the trunk peer (where customers are called)
+/// on loopback at `customer_port`, caller ID 02296012, mobile numbers allowed out, RTP on
+/// `rtp.0..=rtp.1`.
+pub fn click_to_call_config(dir: &Path, customer_port: &str, rtp: (u16, u16)) -> Result<PathBuf> {
+    let config = dir.join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nqualify_interval_secs = 0\n\
+             [sip.trunk]\ncaller_id = \"02296012\"\noutbound_allow = [\"1XXXXXXXXXX\"]\n\
+             peers = [{{ name = \"e1\", address = \"127.0.0.1/32\", port = {customer_port} }}]\n\
+             [sip.rtp]\nport_min = {}\nport_max = {}\n",
+            rtp.0, rtp.1
+        ),
+    )?;
+    Ok(config)
+}
+
+/// Asks for a click-to-call from `seat` to `number` (the agent desk's button).
+pub async fn click_to_call(
+    c: &reqwest::Client,
+    server: &Server,
+    csrf: &str,
+    seat: &str,
+    number: &str,
+) -> Result<()> {
+    let r = c
+        .post(server.url("/api/v1/calls/click-to-call"))
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({"seat": seat, "number": number}))
+        .send()
+        .await?;
+    if r.status() != 200 {
+        bail!("click-to-call: {} {}", r.status(), r.text().await?);
+    }
+    Ok(())
+}
+
 /// Logs agent `agent` in to the queue "hotline" and makes them ready (with the session of
 /// `c` and its CSRF token), as the agent desk does.
 pub async fn agent_ready(

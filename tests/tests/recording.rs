@@ -295,16 +295,7 @@ async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
     let stdout = text(&out.stdout);
     let pw = |label: &str| hotline_tests::field(&stdout, label).context("password");
     let customer_port = hotline_tests::free_udp_port().to_string();
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nqualify_interval_secs = 0\n\
-             [sip.trunk]\ncaller_id = \"02296012\"\noutbound_allow = [\"1XXXXXXXXXX\"]\n\
-             peers = [{{ name = \"e1\", address = \"127.0.0.1/32\", port = {customer_port} }}]\n\
-             [sip.rtp]\nport_min = 36000\nport_max = 36999\n"
-        ),
-    )?;
+    let config = hotline_tests::click_to_call_config(dir.path(), &customer_port, (36000, 36999))?;
     let server = serve(&config, &data)?;
     let mut ports = Vec::new();
     for seat in ["8002", "8001"] {
@@ -332,13 +323,7 @@ async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
     )?;
     let c = hotline_tests::client();
     let csrf = hotline_tests::login(&c, &server, "admin", &pw("password:")?).await?;
-    let r = c
-        .post(server.url("/api/v1/calls/click-to-call"))
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({"seat": "8001", "number": "13912345678"}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    hotline_tests::click_to_call(&c, &server, &csrf, "8001", "13912345678").await?;
     agent.success().await?;
     customer.success().await?;
     target.success().await?;

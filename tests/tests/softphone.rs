@@ -428,16 +428,7 @@ async fn click_to_call_rings_the_pjsip_agent_then_the_customer() -> Result<()> {
     let admin = field(&printed, "password:").context("admin password")?;
     let seat_pw = field(&printed, "seat 8001:").context("seat password")?;
     let customer_port = hotline_tests::free_udp_port().to_string();
-    let config = dir.path().join("hotline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nqualify_interval_secs = 0\n\
-             [sip.trunk]\ncaller_id = \"02296012\"\noutbound_allow = [\"1XXXXXXXXXX\"]\n\
-             peers = [{{ name = \"e1\", address = \"127.0.0.1/32\", port = {customer_port} }}]\n\
-             [sip.rtp]\nport_min = 42250\nport_max = 42499\n"
-        ),
-    )?;
+    let config = hotline_tests::click_to_call_config(dir.path(), &customer_port, (42250, 42499))?;
     let server = serve(&config, &data)?;
     let sip: SocketAddr = server.sip.parse()?;
     let mut phone = Phone::start(sip, "udp", dir.path(), &[("8001", &seat_pw, SEAT_HZ)])?;
@@ -451,13 +442,7 @@ async fn click_to_call_rings_the_pjsip_agent_then_the_customer() -> Result<()> {
     )?;
     let c = client();
     let csrf = login(&c, &server, "admin", &admin).await?;
-    let r = c
-        .post(server.url("/api/v1/calls/click-to-call"))
-        .header("x-csrf-token", &csrf)
-        .json(&serde_json::json!({"seat": "8001", "number": "13912345678"}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200, "{}", r.text().await?);
+    hotline_tests::click_to_call(&c, &server, &csrf, "8001", "13912345678").await?;
     phone.wait("8001", "incoming")?;
     phone.wait("8001", "confirmed")?;
     customer.success().await?;

@@ -4,8 +4,9 @@ Usage: seat.py SERVER TRANSPORT DIR SEAT:PASSWORD [SEAT:PASSWORD ...]
 
 Each SEAT registers at SERVER (host:port) over TRANSPORT (udp, tcp, or udp-nat: UDP as a
 phone behind NAT that believes its address is 10.0.0.5 — that private address in its Contact
-and SDP, not rewritten from what the registrar saw) with digest authentication, answers every call at once, plays DIR/SEAT.wav into it (looped) and records
-what it hears into DIR/SEAT.heard.wav. One JSON object per line on stdout tells what happens
+and SDP, not rewritten from what the registrar saw) with digest authentication, answers
+every call at once, plays DIR/SEAT.wav into it (looped) and records what it hears into
+DIR/SEAT.heard.wav. One JSON object per line on stdout tells what happens
 ({"seat": "8001", "event": "registered", "code": 200}, "incoming", "confirmed", "media",
 "dtmf", "transfer", "disconnected", ...); one command per line on stdin acts: "SEAT hold",
 "SEAT unhold", "SEAT dtmf DIGITS", "SEAT xfer URI", "SEAT hangup", or "quit". The

@@ -532,7 +532,7 @@ impl Engine {
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
         call.b.confirm(&resp);
-        let branch = format!("z9hG4bK{}", IdGenerator::token(self.rng.as_ref(), 8));
+        let branch = crate::engine::new_branch(self.rng.as_ref());
         let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
         call.b_ack = Some(ack.clone());
         self.out.push(ack);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RouteTarget;
 use crate::dialog::Dialog;
-use crate::engine::{ALLOW, Engine};
+use crate::engine::{ALLOW, Engine, host_port, new_branch};
 use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_relay};
 use crate::sdp::{self, Codec, Direction, RemoteAudio};
 use crate::sip::{self, Headers, NameAddr, Request, Response, SipUri};
@@ -131,14 +131,7 @@ pub(crate) fn ack_2xx(
     public_ip: std::net::IpAddr,
     port: u16,
 ) -> Transmit {
-    let via = format!(
-        "SIP/2.0/{} {};branch={branch};rport",
-        b.target.transport.name(),
-        match public_ip {
-            std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
-        }
-    );
+    let via = crate::engine::via(b.target.transport, &host_port(public_ip, port), branch);
     Transmit {
         target: b.target,
         data: b.request("ACK", cseq, via).to_bytes(),
@@ -561,7 +554,7 @@ impl Engine {
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
         call.b.confirm(&resp);
-        let branch = format!("z9hG4bK{}", IdGenerator::token(self.rng.as_ref(), 8));
+        let branch = new_branch(self.rng.as_ref());
         let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
         call.b_ack = Some(ack.clone());
         self.out.push(ack);

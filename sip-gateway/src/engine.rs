@@ -30,6 +30,28 @@ use crate::transaction::{Done, Target, Transactions, Transmit, Transport};
 pub(crate) const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY";
 
+/// A new top-Via branch (RFC 3261 §8.1.1.7: the magic cookie, then a random token). Free
+/// functions, for code that holds a call borrowed from the engine.
+pub(crate) fn new_branch(rng: &dyn Rng) -> String {
+    format!("z9hG4bK{}", IdGenerator::token(rng, 8))
+}
+
+/// Our Via header value for a request over `transport` from `host_port` (RFC 3581 `rport`).
+pub(crate) fn via(transport: Transport, host_port: &str, branch: &str) -> String {
+    format!(
+        "SIP/2.0/{} {host_port};branch={branch};rport",
+        transport.name()
+    )
+}
+
+/// `ip:port`, an IPv6 address in brackets.
+pub(crate) fn host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
+}
+
 /// The extensions we support (RFC 3261 §20.37): session timers (RFC 4028).
 pub(crate) const SUPPORTED: &[&str] = &["timer"];
 
@@ -327,23 +349,16 @@ impl Engine {
     }
 
     pub(crate) fn new_branch(&self) -> String {
-        format!("z9hG4bK{}", self.token(8))
+        new_branch(self.rng.as_ref())
     }
 
     /// Our Via for a request sent over `transport`.
     pub(crate) fn via(&self, transport: Transport, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            transport.name(),
-            self.host_port()
-        )
+        via(transport, &self.host_port(), branch)
     }
 
     pub(crate) fn host_port(&self) -> String {
-        match self.public_ip {
-            IpAddr::V4(ip) => format!("{ip}:{}", self.port),
-            IpAddr::V6(ip) => format!("[{ip}]:{}", self.port),
-        }
+        host_port(self.public_ip, self.port)
     }
 
     pub(crate) fn contact(&self, transport: Transport) -> String {
@@ -474,27 +489,29 @@ impl Engine {
         source: SocketAddr,
         target: Target,
     ) -> bool {
-        if !matches!(req.method.as_str(), "ACK" | "CANCEL") {
-            // RFC 3261 §8.2.2.3: an extension the request requires and we do not know
-            // (e.g. 100rel, RFC 3262) refuses it with 420 and the list, so that the sender
-            // can try again without it.
-            let unknown: Vec<String> = req
-                .headers
-                .list("Require")
-                .into_iter()
-                .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
-                .collect();
-            if !unknown.is_empty() {
-                if req.method == "INVITE" && !in_dialog {
-                    // A trunk set to require 100rel fails every call: make it visible.
-                    self.m.rejected.with(&[("reason", "extension")]).inc();
-                    tracing::warn!(%source, unsupported = %unknown.join(", "), "INVITE requires an extension we do not support: 420");
-                }
-                let mut r = sip::response_to(req, 420, Some(&self.token(6)));
-                r.headers.push("Unsupported", unknown.join(", "));
-                self.send_response(req, r, target);
-                return true;
+        // ACK and CANCEL belong to an INVITE's transaction: nothing here applies to them.
+        if matches!(req.method.as_str(), "ACK" | "CANCEL") {
+            return false;
+        }
+        // RFC 3261 §8.2.2.3: an extension the request requires and we do not know
+        // (e.g. 100rel, RFC 3262) refuses it with 420 and the list, so that the sender
+        // can try again without it.
+        let unknown: Vec<String> = req
+            .headers
+            .list("Require")
+            .into_iter()
+            .filter(|t| !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unknown.is_empty() {
+            if req.method == "INVITE" && !in_dialog {
+                // A trunk set to require 100rel fails every call: make it visible.
+                self.m.rejected.with(&[("reason", "extension")]).inc();
+                tracing::warn!(%source, unsupported = %unknown.join(", "), "INVITE requires an extension we do not support: 420");
             }
+            let mut r = sip::response_to(req, 420, Some(&self.token(6)));
+            r.headers.push("Unsupported", unknown.join(", "));
+            self.send_response(req, r, target);
+            return true;
         }
         if req.method == "INVITE"
             && !in_dialog
@@ -512,10 +529,7 @@ impl Engine {
             self.send_response(req, r, target);
             return true;
         }
-        if in_dialog
-            && !matches!(req.method.as_str(), "ACK" | "CANCEL")
-            && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(req))
-        {
+        if in_dialog && let Some(Err(code)) = self.dialog_of(req.call_id()).map(|d| d.admit(req)) {
             self.reply(req, code, target);
             return true;
         }

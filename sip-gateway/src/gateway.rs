@@ -367,14 +367,10 @@ async fn run(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            Some(m) = inbound.recv() => {
-                engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
-                engine.handle_event(m.event).await;
-            }
+            Some(m) = inbound.recv() => deliver(&mut engine, m).await,
             Some(tx) = incoming.recv() => {
                 if let Some(m) = stack.accept(tx).await {
-                    engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
-                    engine.handle_event(m.event).await;
+                    deliver(&mut engine, m).await;
                 }
             }
             Some(c) = commands.recv() => engine.handle_command(c).await,
@@ -385,6 +381,13 @@ async fn run(
     engine.shutdown().await;
     flush(&mut engine, &mut stack).await;
     tracing::info!("SIP gateway stopped");
+}
+
+/// Hands the engine one message from the stack, noting how long it waited since it came off
+/// the socket (overload control).
+async fn deliver(engine: &mut Engine, m: Inbound) {
+    engine.note_queue_delay(u64::try_from(m.at.elapsed().as_millis()).unwrap_or(u64::MAX));
+    engine.handle_event(m.event).await;
 }
 
 async fn flush(engine: &mut Engine, stack: &mut Stack) {

@@ -41,7 +41,6 @@ class Call(pj.Call):
         super().__init__(acc, call_id)
         self.acc = acc
         self.player = None
-        self.recorder = None
 
     def onCallState(self, prm):
         ci = self.getInfo()

@@ -292,7 +292,6 @@ impl Sipp {
         Ok(port)
     }
 
-    /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
     /// A phone on UDP `port`: sipp runs `scenario` (`seat_uas.xml`, `seat_uas_speaks.xml`, …)
     /// for one call in `codec` (`"PCMA"` or `"PCMU"`) from a fresh media port; `extra` goes
     /// on sipp's command line.
@@ -325,6 +324,7 @@ impl Sipp {
         Sipp::phone(server, scenario, port, codec, &args)
     }
 
+    /// Waits (bounded) for sipp to exit and fails unless every call succeeded.
     pub async fn success(mut self) -> Result<()> {
         let status = tokio::time::timeout(Duration::from_secs(45), self.child.wait())
             .await

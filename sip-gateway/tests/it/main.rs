@@ -8,4 +8,5 @@ mod harness;
 mod outbound_policy;
 mod registrar;
 mod robustness;
+mod rsipstack_dialog_layer;
 mod transactions;

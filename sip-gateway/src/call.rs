@@ -750,14 +750,19 @@ impl Engine {
 
     /// BYE on leg A (`to_a`) or leg B, inside that leg's dialog (RFC 3261 §15.1.1).
     pub(crate) fn send_bye(&mut self, id: &str, to_a: bool) {
-        let now = self.now();
-        let branch = self.new_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         let leg = if to_a { &mut call.a } else { &mut call.b };
         leg.local_cseq += 1;
         let d = leg.clone();
+        self.bye_in(&d);
+    }
+
+    /// Sends BYE in dialog `d`, whose CSeq the caller has already advanced.
+    pub(crate) fn bye_in(&mut self, d: &Dialog) {
+        let now = self.now();
+        let branch = self.new_branch();
         let bye = d.request("BYE", d.local_cseq, self.via(d.target.transport, &branch));
         let tx = self
             .txns

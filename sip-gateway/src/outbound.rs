@@ -277,14 +277,8 @@ impl Engine {
     }
 
     pub(crate) fn uac_bye(&mut self, d: &mut Dialog) {
-        let now = self.now();
-        let branch = self.new_branch();
         d.local_cseq += 1;
-        let bye = d.request("BYE", d.local_cseq, self.via(d.target.transport, &branch));
-        let tx = self
-            .txns
-            .send_request(now, &branch, &d.call_id, "BYE", bye.to_bytes(), d.target);
-        self.out.push(tx);
+        self.bye_in(d);
     }
 
     pub(crate) fn uac_cancel(&mut self, leg: &UacLeg) {

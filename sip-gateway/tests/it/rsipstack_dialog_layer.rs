@@ -214,30 +214,39 @@ async fn uas_dialog_leaves_a_lower_cseq_request_unanswered() -> Result<()> {
     tokio::spawn(app);
 
     let caller = UdpSocket::bind("127.0.0.1:0").await?;
-    let me = caller.local_addr()?;
-    let request = |method: &str, cseq: u32, to: &str| {
-        format!(
+    // Sends `method` in the call (Call-ID `cseq-order`) to rsipstack at `ours`.
+    async fn send(
+        caller: &UdpSocket,
+        ours: SocketAddr,
+        method: &str,
+        cseq: u32,
+        to: &str,
+    ) -> Result<()> {
+        let me = caller.local_addr()?;
+        let text = format!(
             "{method} sip:hotline@{ours} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq};rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:caller@{me}>;tag=caller\r\nTo: {to}\r\n\
              Call-ID: cseq-order\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n\
              Content-Length: 0\r\n\r\n"
-        )
-    };
-    caller
-        .send_to(
-            request("INVITE", 10, &format!("<sip:hotline@{ours}>")).as_bytes(),
-            ours,
-        )
-        .await?;
+        );
+        caller.send_to(text.as_bytes(), ours).await?;
+        Ok(())
+    }
+    send(
+        &caller,
+        ours,
+        "INVITE",
+        10,
+        &format!("<sip:hotline@{ours}>"),
+    )
+    .await?;
     let to = loop {
         let (text, _) = recv_text(&caller).await?;
         if text.starts_with("SIP/2.0 200") {
             break header(&text, "To")?.to_string();
         }
     };
-    caller
-        .send_to(request("ACK", 10, &to).as_bytes(), ours)
-        .await?;
+    send(&caller, ours, "ACK", 10, &to).await?;
 
     // The next answer, skipping a retransmitted 200 to the INVITE.
     async fn answer(caller: &UdpSocket) -> Result<(String, String)> {
@@ -250,9 +259,7 @@ async fn uas_dialog_leaves_a_lower_cseq_request_unanswered() -> Result<()> {
             }
         }
     }
-    caller
-        .send_to(request("INFO", 20, &to).as_bytes(), ours)
-        .await?;
+    send(&caller, ours, "INFO", 20, &to).await?;
     let (line, cseq) = answer(&caller).await?;
     assert_eq!(
         (line.as_str(), cseq.as_str()),
@@ -261,12 +268,8 @@ async fn uas_dialog_leaves_a_lower_cseq_request_unanswered() -> Result<()> {
 
     // Lower than 20: owed a 500. Then a request in order, which is answered; the first
     // answer that arrives is that one's.
-    caller
-        .send_to(request("INFO", 15, &to).as_bytes(), ours)
-        .await?;
-    caller
-        .send_to(request("OPTIONS", 30, &to).as_bytes(), ours)
-        .await?;
+    send(&caller, ours, "INFO", 15, &to).await?;
+    send(&caller, ours, "OPTIONS", 30, &to).await?;
     let (line, cseq) = answer(&caller).await?;
     assert_eq!(
         (line.as_str(), cseq.as_str()),

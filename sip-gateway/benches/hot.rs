@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the gateway's hot functions (issue 11, item 3), per
 //! operation: a SIP INVITE parsed through our adapter, and parsed + answered + printed; the
-//! dialog work of a leg (open, admit a BYE, build ours); G.711 decode and encode of one 20 ms
+//! engine's dialog work of a leg (its record from the INVITE, a BYE admitted in it); G.711 decode and encode of one 20 ms
 //! packet; the in-band DTMF detector on one 20 ms frame; the jitter buffer's push + pop of
 //! one packet; the relay's rewrite of one packet, with and without transcoding.
 //!
@@ -67,9 +67,9 @@ fn sip(c: &mut Criterion) {
     c.bench_function("sip: parse INVITE + build and print 180", |b| {
         b.iter(|| sip_parse_and_answer(black_box(&invite)))
     });
-    assert!(dialog_round(&invite) > 0, "the dialog round trip works");
+    assert!(dialog_round(&invite) > 0, "the BYE is admitted");
     c.bench_function(
-        "dialog: open from the INVITE, admit a BYE, build ours",
+        "dialog: the engine's record from the INVITE, admit a BYE",
         |b| b.iter(|| dialog_round(black_box(&invite))),
     );
 }

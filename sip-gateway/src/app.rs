@@ -17,7 +17,7 @@ use hotline_core::{IdGenerator, UnixMillis};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{Call, State, ack_2xx};
+use crate::call::{Call, State};
 use crate::dialog::Dialog;
 use crate::engine::{ALLOW, Engine};
 use crate::error::GatewayError;
@@ -264,13 +264,7 @@ impl Engine {
             record,
             a_invite: req,
             a_resp_target: target,
-            b: Dialog::uac(
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                a.target,
-            ),
+            b: Dialog::uac(String::new(), String::new(), String::new(), a.target),
             a,
             a_tag,
             a_media,
@@ -284,7 +278,6 @@ impl Engine {
             b_branch: String::new(),
             b_media: None,
             b_final: true,
-            b_ack: None,
             ringing_sent: true,
             rtp_a: (Some(sock_a), port_a),
             rtp_b: (Some(Arc::new(sock_b)), port_b),
@@ -438,17 +431,10 @@ impl Engine {
         if !call.b.call_id.is_empty() {
             self.by_sip.remove(&call.b.call_id);
         }
-        call.b = Dialog::uac(
-            b_call_id.clone(),
-            local,
-            to,
-            binding.contact.clone(),
-            b_target,
-        );
+        call.b = Dialog::uac(b_call_id.clone(), local, to, b_target);
         call.b_invite = inv;
         call.b_branch = branch;
         call.b_final = false;
-        call.b_ack = None;
         call.b_media = None;
         call.record.b_call_id = Some(b_call_id);
         if let Some(app) = call.app.as_mut() {
@@ -489,7 +475,6 @@ impl Engine {
     /// A response to leg B's INVITE of an application call.
     pub(crate) async fn handle_app_b_response(&mut self, id: &str, resp: Response) {
         let now = self.now();
-        let (cseq, _) = resp.cseq();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -523,19 +508,13 @@ impl Engine {
             });
             return;
         }
+        // A retransmitted 2xx: the seat leg's dialog ACKs it again (RFC 6026 §7.2).
         if call.b_final {
-            if let Some(ack) = call.b_ack.clone() {
-                self.out.push(ack); // our ACK was lost (RFC 3261 §13.2.2.4)
-            }
             return;
         }
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
         call.b.confirm(&resp);
-        let branch = crate::engine::new_branch(self.rng.as_ref());
-        let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
-        call.b_ack = Some(ack.clone());
-        self.out.push(ack);
         let answer = sdp::parse(&resp.body).filter(|s| !s.codecs.is_empty());
         let still_wanted = matches!(
             call.app.as_ref().map(|a| &a.seat),

@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RouteTarget;
 use crate::dialog::Dialog;
-use crate::engine::{ALLOW, Engine, host_port, new_branch};
+use crate::engine::{ALLOW, Engine};
 use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_relay};
 use crate::sdp::{self, Codec, Direction, RemoteAudio};
 use crate::sip::{self, Headers, NameAddr, Request, Response, SipUri};
 use crate::store::{self, CallRecord};
-use crate::transaction::{Kind, T64, Target, Transmit, Transport};
+use crate::transaction::{DialogOp, T64, Target, Transmit, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -46,7 +46,6 @@ pub(crate) struct Call {
     pub(crate) b_branch: String,
     pub(crate) b_media: Option<LegMedia>,
     pub(crate) b_final: bool,
-    pub(crate) b_ack: Option<Transmit>,
     pub(crate) ringing_sent: bool,
     /// Each leg's RTP socket (dropped when the call ends, so that its port can be bound
     /// again at once; the call itself is kept for T64 for retransmissions) and port.
@@ -119,23 +118,6 @@ fn map_seat_failure(status: u16) -> u16 {
         404 | 408 | 410 | 480 | 503 => 480,
         s if (400..700).contains(&s) => s,
         _ => 480,
-    }
-}
-
-/// The ACK for a 2xx on leg B: a new transaction inside the dialog, to the remote target
-/// (RFC 3261 §13.2.2.4).
-pub(crate) fn ack_2xx(
-    b: &Dialog,
-    cseq: u32,
-    branch: &str,
-    public_ip: std::net::IpAddr,
-    port: u16,
-) -> Transmit {
-    let via = crate::engine::via(b.target.transport, &host_port(public_ip, port), branch);
-    Transmit {
-        target: b.target,
-        data: b.request("ACK", cseq, via).to_bytes(),
-        kind: Kind::Ack,
     }
 }
 
@@ -394,18 +376,11 @@ impl Engine {
             a_tag,
             a_media,
             a_offer: offer,
-            b: Dialog::uac(
-                b_call_id.clone(),
-                b_local,
-                b_remote,
-                b_uri.clone(),
-                b_target,
-            ),
+            b: Dialog::uac(b_call_id.clone(), b_local, b_remote, b_target),
             b_invite: inv,
             b_branch,
             b_media: None,
             b_final: false,
-            b_ack: None,
             ringing_sent: false,
             rtp_a: (Some(Arc::new(sock_a)), port_a),
             rtp_b: (Some(Arc::new(sock_b)), port_b),
@@ -491,7 +466,7 @@ impl Engine {
     /// A response to the INVITE (or another request) we sent on leg B.
     pub(crate) async fn handle_call_response(&mut self, id: &str, resp: Response) {
         let now = self.now();
-        let (cseq, method) = resp.cseq();
+        let (_, method) = resp.cseq();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -543,21 +518,14 @@ impl Engine {
             }
             return;
         }
-        // 2xx.
+        // 2xx. Its ACK, and the ACK of each retransmission, is the seat leg's dialog's
+        // (rsipstack, RFC 3261 §13.2.2.4, RFC 6026 §7.2).
         if call.b_final {
-            // A retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4).
-            if let Some(ack) = call.b_ack.clone() {
-                self.out.push(ack);
-            }
             return;
         }
         call.b_final = true;
         call.record.b_final_code = Some(resp.status);
         call.b.confirm(&resp);
-        let branch = new_branch(self.rng.as_ref());
-        let ack = ack_2xx(&call.b, cseq, &branch, self.public_ip, self.port);
-        call.b_ack = Some(ack.clone());
-        self.out.push(ack);
         if call.state == State::Ended {
             // CANCEL crossed the 2xx (RFC 3261 §9.1): confirm, then hang up.
             self.send_bye(id, false);
@@ -718,56 +686,42 @@ impl Engine {
         self.finish(&id, "cancelled", "caller").await;
     }
 
-    /// CANCEL for the B leg's INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, From, To,
-    /// CSeq number and top Via).
+    /// CANCEL for the B leg's INVITE (RFC 3261 §9.1), sent by its dialog.
     pub(crate) fn send_cancel_b(&mut self, id: &str) {
-        let now = self.now();
         let Some(call) = self.calls.get(id) else {
             return;
         };
         if call.b_final {
             return;
         }
-        let inv = &call.b_invite;
-        let mut c = Request {
-            method: "CANCEL".into(),
-            uri: inv.uri.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
-        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
-            if let Some(v) = inv.headers.get(name) {
-                c.headers.push(name, v);
-            }
-        }
-        c.headers.push("CSeq", format!("{} CANCEL", inv.cseq().0));
-        let (branch, cid, target) = (call.b_branch.clone(), call.b.call_id.clone(), call.b.target);
-        let tx = self
-            .txns
-            .send_request(now, &branch, &cid, "CANCEL", c.to_bytes(), target);
-        self.out.push(tx);
+        let d = call.b.clone();
+        self.cancel_in(&d);
     }
 
     /// BYE on leg A (`to_a`) or leg B, inside that leg's dialog (RFC 3261 §15.1.1).
     pub(crate) fn send_bye(&mut self, id: &str, to_a: bool) {
-        let Some(call) = self.calls.get_mut(id) else {
+        let Some(call) = self.calls.get(id) else {
             return;
         };
-        let leg = if to_a { &mut call.a } else { &mut call.b };
-        leg.local_cseq += 1;
-        let d = leg.clone();
+        let d = if to_a { call.a.clone() } else { call.b.clone() };
         self.bye_in(&d);
     }
 
-    /// Sends BYE in dialog `d`, whose CSeq the caller has already advanced.
+    /// BYE in the dialog of leg `d`: its rsipstack dialog builds and sends it.
     pub(crate) fn bye_in(&mut self, d: &Dialog) {
-        let now = self.now();
-        let branch = self.new_branch();
-        let bye = d.request("BYE", d.local_cseq, self.via(d.target.transport, &branch));
-        let tx = self
-            .txns
-            .send_request(now, &branch, &d.call_id, "BYE", bye.to_bytes(), d.target);
-        self.out.push(tx);
+        let op = DialogOp::Bye {
+            call_id: d.call_id.clone(),
+        };
+        self.out.push(Transmit::dialog(op, d.target));
+    }
+
+    /// CANCEL of our INVITE on leg `d` (its dialog waits for a provisional answer first,
+    /// RFC 3261 §9.1).
+    pub(crate) fn cancel_in(&mut self, d: &Dialog) {
+        let op = DialogOp::Cancel {
+            call_id: d.call_id.clone(),
+        };
+        self.out.push(Transmit::dialog(op, d.target));
     }
 
     pub(crate) async fn handle_bye(&mut self, req: &Request, target: Target) {

@@ -513,14 +513,7 @@ impl Engine {
             self.send_response(req, r, target);
             return true;
         }
-        if req.method == "INVITE"
-            && !in_dialog
-            && req
-                .headers
-                .get("Contact")
-                .and_then(crate::dialog::target_of)
-                .is_none()
-        {
+        if req.method == "INVITE" && !in_dialog && !crate::dialog::opens_dialog(req) {
             // RFC 3261 §8.1.1.8: an INVITE names in its Contact where the requests of its
             // dialog go; without one we could not even hang up.
             let mut r = sip::response_to(req, 400, Some(&self.token(6)));

@@ -5,7 +5,7 @@
 //! not part of the gateway's API. A panic here is a bug (malformed input must be refused,
 //! never crash the single task that owns the engine).
 
-use crate::dialog::{Dialog, target_of};
+use crate::dialog::{Dialog, opens_dialog};
 use crate::media::rfc4733::EventReceiver;
 use crate::rtp::{Forwarder, LegMedia, parse_rtp};
 use crate::sdp::{self, Codec};
@@ -24,21 +24,18 @@ pub fn sip_message(data: &[u8]) {
             let _ = sip::parse(&reply.to_bytes());
             // What we print must parse again (we forward requests on the B2BUA).
             let _ = sip::parse(&r.to_bytes());
-            // The dialog it would open (its Contact, Record-Route, tags), and a request we
-            // would send in it: the engine hands that to rsipstack, which must read it.
-            // (The engine refuses an INVITE without a Contact it could send to: 400.)
-            let usable = r.headers.get("Contact").and_then(target_of).is_some();
-            if r.method == "INVITE" && usable {
+            // An INVITE the engine would take (it refuses one that cannot open a dialog:
+            // 400) and the engine's record of its dialog (tags, order).
+            if r.method == "INVITE" && opens_dialog(&r) {
                 let source = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
                 let mut d = Dialog::uas(&r, "fuzz", Transport::Udp, source);
                 let _ = d.admit(&r);
-                in_dialog(&d);
             }
         }
         Ok(Message::Response(r)) => {
             let _ = (r.call_id(), r.cseq(), r.branch());
             let _ = sip::parse(&r.to_bytes());
-            // The 2xx that confirms a UAC dialog of ours, and our ACK in it.
+            // The 2xx that confirms a UAC dialog of ours: the engine takes their tag.
             let target = Target {
                 transport: Transport::Udp,
                 addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5062)),
@@ -47,35 +44,15 @@ pub fn sip_message(data: &[u8]) {
                 "fuzz@gw".into(),
                 "<sip:hotline@gw>;tag=us".into(),
                 "<sip:8001@gw>".into(),
-                "sip:8001@127.0.0.1:5062".into(),
                 target,
             );
             d.confirm(&r);
-            in_dialog(&d);
         }
         Err(e) => {
             if let Some(reply) = e.reply {
                 let _ = sip::parse(&reply.to_bytes());
             }
         }
-    }
-}
-
-/// A BYE we would send in `d`, whose parts came from a message we accepted, must be read
-/// again by the parser (rsipstack's, under ours): the engine hands it to rsipstack.
-fn in_dialog(d: &Dialog) {
-    let bye = d.request(
-        "BYE",
-        2,
-        "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfuzz".into(),
-    );
-    let printed = bye.to_bytes();
-    match sip::parse(&printed) {
-        Ok(Message::Request(again)) => assert_eq!(again.method, "BYE"),
-        other => panic!(
-            "our BYE does not parse: {other:?}\n{}",
-            String::from_utf8_lossy(&printed)
-        ),
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::engine::{Command, Engine, EngineParts};
 use crate::error::GatewayError;
+use crate::sip::dialogs::DialogStates;
 use crate::sip::stack::{Inbound, NewTransactions, Stack};
 use crate::store;
 
@@ -128,9 +129,13 @@ impl Gateway {
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(4096);
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
         let cancel = deps.cancel.clone();
-        let (stack, incoming) = Stack::start(
+        let advertised = config
+            .advertised_ip
+            .map(|ip| SocketAddr::new(ip, local_addr.port()));
+        let (stack, incoming, states) = Stack::start(
             udp,
             tcp,
+            advertised,
             config.max_message_size,
             engine.m.malformed.clone(),
             in_tx,
@@ -142,7 +147,7 @@ impl Gateway {
             addr: local_addr,
             source,
         })?;
-        let task = tokio::spawn(run(engine, in_rx, incoming, cmd_rx, stack, cancel));
+        let task = tokio::spawn(run(engine, in_rx, incoming, states, cmd_rx, stack, cancel));
         tracing::info!(%local_addr, "SIP gateway listening");
         Ok(GatewayHandle {
             local_addr,
@@ -358,6 +363,7 @@ async fn run(
     mut engine: Engine,
     mut inbound: mpsc::Receiver<Inbound>,
     mut incoming: NewTransactions,
+    mut states: DialogStates,
     mut commands: mpsc::Receiver<Command>,
     mut stack: Stack,
     cancel: CancellationToken,
@@ -373,6 +379,7 @@ async fn run(
                     deliver(&mut engine, m).await;
                 }
             }
+            Some(s) = states.recv() => stack.on_dialog_state(s),
             Some(c) = commands.recv() => engine.handle_command(c).await,
             _ = tick.tick() => engine.handle_timeout().await,
         }

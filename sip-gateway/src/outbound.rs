@@ -20,7 +20,7 @@ use crate::rtp::{Forwarder, LegMedia, RelaySetup, RelayStats, bind_rtp, spawn_re
 use crate::sdp::{self, Codec, Direction};
 use crate::sip::{Headers, Request, Response};
 use crate::store::{self, CallRecord};
-use crate::transaction::{Kind, T64, Target, Transmit, Transport};
+use crate::transaction::{T64, Target, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum C2cState {
@@ -38,7 +38,6 @@ pub(crate) struct UacLeg {
     pub(crate) branch: String,
     pub(crate) media: Option<(LegMedia, SocketAddr)>,
     pub(crate) final_: bool,
-    pub(crate) ack: Option<Transmit>,
     pub(crate) rtp: (Arc<UdpSocket>, u16),
 }
 
@@ -140,12 +139,11 @@ impl Engine {
             .send_request(now, &branch, &call_id, "INVITE", inv.to_bytes(), target);
         self.out.push(tx);
         UacLeg {
-            d: Dialog::uac(call_id, from, to, ruri, target),
+            d: Dialog::uac(call_id, from, to, target),
             invite: inv,
             branch,
             media: None,
             final_: false,
-            ack: None,
             rtp,
         }
     }
@@ -257,56 +255,12 @@ impl Engine {
         Ok(id)
     }
 
-    /// ACK for a 2xx on a UAC leg: a new transaction in the dialog (RFC 3261 §13.2.2.4),
-    /// which also takes the dialog's remote target and To tag from the 2xx. (A non-2xx is
-    /// ACKed by rsipstack's INVITE transaction, §17.1.1.3.)
-    pub(crate) fn uac_ack(&mut self, leg: &mut UacLeg, resp: &Response) -> Transmit {
-        let cseq = resp.cseq().0;
-        leg.d.confirm(resp);
-        let branch = self.new_branch();
-        let ack = leg
-            .d
-            .request("ACK", cseq, self.via(leg.d.target.transport, &branch));
-        let tx = Transmit {
-            target: leg.d.target,
-            data: ack.to_bytes(),
-            kind: Kind::Ack,
-        };
-        self.out.push(tx.clone());
-        tx
-    }
-
-    pub(crate) fn uac_bye(&mut self, d: &mut Dialog) {
-        d.local_cseq += 1;
-        self.bye_in(d);
-    }
-
     pub(crate) fn uac_cancel(&mut self, leg: &UacLeg) {
         if leg.final_ {
             return;
         }
-        let now = self.now();
-        let mut c = Request {
-            method: "CANCEL".into(),
-            uri: leg.invite.uri.clone(),
-            headers: Headers::default(),
-            body: Vec::new(),
-        };
-        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
-            if let Some(v) = leg.invite.headers.get(name) {
-                c.headers.push(name, v);
-            }
-        }
-        c.headers.push("CSeq", "1 CANCEL");
-        let tx = self.txns.send_request(
-            now,
-            &leg.branch,
-            &leg.d.call_id,
-            "CANCEL",
-            c.to_bytes(),
-            leg.d.target,
-        );
-        self.out.push(tx);
+        let d = leg.d.clone();
+        self.cancel_in(&d);
     }
 
     pub(crate) async fn handle_c2c_response(&mut self, id: &str, resp: Response) {
@@ -360,17 +314,13 @@ impl Engine {
                 }
                 None
             } else if leg.final_ {
-                // Retransmitted 2xx: repeat the ACK (RFC 3261 §13.2.2.4).
-                if resp.status < 300
-                    && let Some(a) = leg.ack.clone()
-                {
-                    self.out.push(a);
-                }
+                // A retransmitted 2xx: the leg's dialog ACKs it again (RFC 6026 §7.2).
                 None
             } else {
                 leg.final_ = true;
                 if resp.status < 300 {
-                    leg.ack = Some(self.uac_ack(leg, &resp));
+                    // Its ACK is the leg's dialog's (RFC 3261 §13.2.2.4).
+                    leg.d.confirm(&resp);
                     // A 2xx without SDP after early media: the early answer stands.
                     let early = leg.media.take();
                     let media = sdp::parse(&resp.body)
@@ -407,7 +357,7 @@ impl Engine {
             (LegSide::Seat, C2cState::SeatRinging) if status < 300 => {
                 call.record.b_final_code = Some(status);
                 if call.seat.media.is_none() {
-                    self.uac_bye(&mut call.seat.d);
+                    self.bye_in(&call.seat.d);
                     self.c2c.insert(id.to_string(), call);
                     self.finish_c2c(id, "failed", "system").await;
                     return;
@@ -460,11 +410,11 @@ impl Engine {
                     call.customer.as_ref().and_then(|l| l.media),
                     call.seat.media,
                 ) else {
-                    if let Some(mut l) = call.customer.take() {
-                        self.uac_bye(&mut l.d);
+                    if let Some(l) = call.customer.take() {
+                        self.bye_in(&l.d);
                         call.customer = Some(l);
                     }
-                    self.uac_bye(&mut call.seat.d);
+                    self.bye_in(&call.seat.d);
                     self.c2c.insert(id.to_string(), call);
                     self.finish_c2c(id, "failed", "system").await;
                     return;
@@ -495,14 +445,14 @@ impl Engine {
             (LegSide::Customer, _) => {
                 call.record.a_final_code = Some(status);
                 let answered_late = status < 300;
-                if let Some(mut l) = call.customer.take() {
+                if let Some(l) = call.customer.take() {
                     if answered_late {
-                        self.uac_bye(&mut l.d);
+                        self.bye_in(&l.d);
                     }
                     call.customer = Some(l);
                 }
                 if call.state != C2cState::Ended {
-                    self.uac_bye(&mut call.seat.d);
+                    self.bye_in(&call.seat.d);
                 }
                 let cause = if status == 486 || status == 603 {
                     "rejected"
@@ -633,12 +583,12 @@ impl Engine {
             C2cState::Ended => {}
             C2cState::Answered => {
                 if from_seat {
-                    if let Some(mut l) = call.customer.take() {
-                        self.uac_bye(&mut l.d);
+                    if let Some(l) = call.customer.take() {
+                        self.bye_in(&l.d);
                         call.customer = Some(l);
                     }
                 } else {
-                    self.uac_bye(&mut call.seat.d);
+                    self.bye_in(&call.seat.d);
                 }
             }
             C2cState::CustomerRinging if from_seat => {
@@ -700,14 +650,14 @@ impl Engine {
                     self.uac_cancel(&l);
                     call.customer = Some(l);
                 }
-                self.uac_bye(&mut call.seat.d);
+                self.bye_in(&call.seat.d);
             }
             C2cState::Answered => {
-                if let Some(mut l) = call.customer.take() {
-                    self.uac_bye(&mut l.d);
+                if let Some(l) = call.customer.take() {
+                    self.bye_in(&l.d);
                     call.customer = Some(l);
                 }
-                self.uac_bye(&mut call.seat.d);
+                self.bye_in(&call.seat.d);
             }
             C2cState::Ended => {}
         }
@@ -765,10 +715,10 @@ impl Engine {
             ports.push(*p);
         }
         call.customer_rtp = None;
-        if let Some(mut t) = transfer {
+        if let Some(t) = transfer {
             // The transfer's new leg goes with the call.
             if t.leg.final_ {
-                self.uac_bye(&mut t.leg.d);
+                self.bye_in(&t.leg.d);
             } else {
                 self.uac_cancel(&t.leg);
             }

@@ -59,10 +59,38 @@ pub(crate) enum Kind {
     Response(String),
     /// A request that opens a client transaction.
     Request,
-    /// The ACK of a 2xx: a transaction of its own (RFC 3261 §13.2.2.4, §17.1.1.3), sent as
-    /// is to the dialog's target (the seat's registered flow, NAT-safe) and again for each
-    /// retransmitted 2xx. (The ACK of a non-2xx final is rsipstack's INVITE transaction's.)
-    Ack,
+    /// Something to do in the dialog of one of our legs, carried out by that leg's rsipstack
+    /// dialog ([`crate::sip::dialogs`]), which builds the request (Request-URI, Route, CSeq,
+    /// RFC 3261 §12.2.1.1). The transmit's `target` and `data` are unused.
+    Dialog(DialogOp),
+}
+
+/// An operation in a leg's dialog. A leg is named by its Call-ID: in this B2BUA every leg
+/// has its own (a trunk's or a seat's INVITE brings one, each INVITE of ours makes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialogOp {
+    /// BYE (RFC 3261 §15.1.1).
+    Bye { call_id: String },
+    /// CANCEL of our unanswered INVITE (§9.1).
+    Cancel { call_id: String },
+    /// Another request in the dialog (NOTIFY), with its own headers and body.
+    Request {
+        call_id: String,
+        method: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+}
+
+impl Transmit {
+    /// An operation in the dialog of leg `target` leaves on.
+    pub(crate) fn dialog(op: DialogOp, target: Target) -> Transmit {
+        Transmit {
+            target,
+            data: Vec::new(),
+            kind: Kind::Dialog(op),
+        }
+    }
 }
 
 /// A transaction the engine is done with before rsipstack would be.
@@ -165,13 +193,6 @@ impl Transactions {
         data: Vec<u8>,
         target: Target,
     ) -> Transmit {
-        if method == "ACK" {
-            return Transmit {
-                target,
-                data,
-                kind: Kind::Ack,
-            };
-        }
         self.client.insert(
             format!("{branch}|{method}"),
             ClientTxn {
@@ -298,9 +319,6 @@ mod tests {
         t.on_response(180, "z9hG4bKc", "INVITE");
         assert!(t.handle_timeout(60_000).is_empty());
         t.on_response(200, "z9hG4bKc", "INVITE");
-        assert!(t.client.is_empty());
-        let ack = t.send_request(0, "z9hG4bKa", "cid", "ACK", b"ACK".to_vec(), udp());
-        assert_eq!(ack.kind, Kind::Ack);
         assert!(t.client.is_empty());
     }
 

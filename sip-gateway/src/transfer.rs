@@ -21,7 +21,7 @@ use crate::rtp::{LegMedia, bind_rtp};
 use crate::sdp;
 use crate::sip::{self, NameAddr, Request, Response};
 use crate::store;
-use crate::transaction::{Target, Transport};
+use crate::transaction::{DialogOp, Target, Transmit, Transport};
 
 /// A REFER that passed the checks: where the new leg goes.
 #[derive(Debug)]
@@ -178,7 +178,6 @@ impl Engine {
         if call.b_gone {
             return;
         }
-        call.b.local_cseq += 1;
         let d = call.b.clone();
         self.send_notify_in(&d, frag, terminated);
     }
@@ -188,37 +187,29 @@ impl Engine {
         let Some(call) = self.c2c.get_mut(id) else {
             return;
         };
-        call.seat.d.local_cseq += 1;
         let d = call.seat.d.clone();
         self.send_notify_in(&d, frag, terminated);
     }
 
-    /// Sends a `refer` NOTIFY in dialog `d` (its CSeq already counted).
+    /// Sends a `refer` NOTIFY in the dialog of leg `d` (RFC 3515 §2.4.4); the dialog sends
+    /// it once the REFER's 202 has left.
     fn send_notify_in(&mut self, d: &Dialog, frag: &str, terminated: bool) {
-        let now = self.now();
-        let branch = self.new_branch();
-        let mut n = d.request(
-            "NOTIFY",
-            d.local_cseq,
-            self.via(d.target.transport, &branch),
-        );
-        n.body = format!("{frag}\r\n").into_bytes();
-        n.headers.push("Event", "refer");
-        n.headers.push(
-            "Subscription-State",
-            if terminated {
-                "terminated;reason=noresource"
-            } else {
-                "active;expires=60"
-            },
-        );
-        n.headers
-            .push("Content-Type", "message/sipfrag;version=2.0");
-        let (cid, target) = (d.call_id.clone(), d.target);
-        let tx = self
-            .txns
-            .send_request(now, &branch, &cid, "NOTIFY", n.to_bytes(), target);
-        self.out.push(tx);
+        let state = if terminated {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
+        let op = DialogOp::Request {
+            call_id: d.call_id.clone(),
+            method: "NOTIFY".into(),
+            headers: vec![
+                ("Event".into(), "refer".into()),
+                ("Subscription-State".into(), state.into()),
+                ("Content-Type".into(), "message/sipfrag;version=2.0".into()),
+            ],
+            body: format!("{frag}\r\n").into_bytes(),
+        };
+        self.out.push(Transmit::dialog(op, d.target));
     }
 
     /// The caller hung up during a transfer: cancel the new leg.
@@ -288,17 +279,13 @@ impl Engine {
             return None;
         }
         if t.leg.final_ {
-            // Retransmitted 2xx: repeat the ACK (RFC 3261 §13.2.2.4).
-            if resp.status < 300
-                && let Some(a) = t.leg.ack.clone()
-            {
-                self.out.push(a);
-            }
+            // A retransmitted 2xx: the new leg's dialog ACKs it again (RFC 6026 §7.2).
             return None;
         }
         t.leg.final_ = true;
         if resp.status < 300 {
-            t.leg.ack = Some(self.uac_ack(&mut t.leg, resp));
+            // Its ACK is the new leg's dialog's (RFC 3261 §13.2.2.4).
+            t.leg.d.confirm(resp);
         }
         let media = (resp.status < 300)
             .then(|| sdp::parse(&resp.body))
@@ -306,7 +293,7 @@ impl Engine {
             .filter(|s| !s.codecs.is_empty());
         let Some(media) = media else {
             if resp.status < 300 {
-                self.uac_bye(&mut t.leg.d);
+                self.bye_in(&t.leg.d);
             }
             return Some(Err(resp.status));
         };
@@ -350,7 +337,6 @@ impl Engine {
         call.b_branch = t.leg.branch.clone();
         call.b_media = Some(b_media);
         call.b_final = true;
-        call.b_ack = t.leg.ack.clone();
         call.rtp_b = (Some(t.leg.rtp.0.clone()), t.leg.rtp.1);
         call.b_gone = false;
         call.record.b_call_id = Some(t.leg.d.call_id.clone());
@@ -450,10 +436,10 @@ impl Engine {
             c.cancel();
         }
         let target = t.target.clone();
-        let mut old = std::mem::replace(&mut call.seat, t.leg);
+        let old = std::mem::replace(&mut call.seat, t.leg);
         call.retired.push(old.d.call_id.clone());
         // The transferor's leg ends (we hang it up; it may hang up too).
-        self.uac_bye(&mut old.d);
+        self.bye_in(&old.d);
         self.ports.release(old.rtp.1);
         call.record.b_call_id = Some(call.seat.d.call_id.clone());
         call.record.b_codec = Some(b_media.codec.name().into());

@@ -314,6 +314,24 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>, Option<u16>)> {
             Some(400),
         ),
         (
+            "INVITE with a second, malformed Contact",
+            msg(
+                &format!("INVITE sip:{CORPUS_DID}@127.0.0.1 SIP/2.0"),
+                &[
+                    &via("m32"),
+                    FROM,
+                    TO,
+                    CALLID,
+                    "CSeq: 1 INVITE",
+                    "Contact: <sip:caller@127.0.0.1:9>",
+                    "Contact: <sip:caller@127.0.0.1:9",
+                    CL0,
+                ],
+                "",
+            ),
+            Some(400),
+        ),
+        (
             "stray response",
             msg("SIP/2.0 200 OK", &[VIA, FROM, TO, CALLID, CSEQ, CL0], ""),
             None,

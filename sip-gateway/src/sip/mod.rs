@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+pub(crate) mod dialogs;
 pub(crate) mod stack;
 
 /// An ordered header list with canonical names (compact forms expanded by the parser).
@@ -291,12 +292,19 @@ pub(crate) fn parse(data: &[u8]) -> Result<Message, ParseError> {
             if !readable("From") || !readable("To") {
                 return Err(unparseable("response with a malformed From/To"));
             }
-            Ok(Message::Response(Response {
+            let resp = Response {
                 status,
                 reason,
                 headers,
                 body,
-            }))
+            };
+            // A 2xx to INVITE confirms a dialog of ours (rsipstack's), whose remote target
+            // is its Contact (§12.1.2): one that dialog cannot read is discarded too.
+            let confirms = (200..300).contains(&status) && resp.cseq().1 == "INVITE";
+            if confirms && !dialogs::confirms_dialog(&resp.to_bytes()) {
+                return Err(unparseable("2xx to INVITE without a readable Contact"));
+            }
+            Ok(Message::Response(resp))
         }
         (None, rsipstack::sip::SipMessage::Request(_)) => Err(unparseable("inconsistent")),
     }

@@ -25,9 +25,12 @@
 //! retransmissions). The engine saw every response before rsipstack was under it and takes
 //! repeats in its stride.
 //!
-//! The ACK of a 2xx is the engine's (RFC 3261 §13.2.2.4; rsipstack's `auto_ack_2xx` is off):
-//! rsipstack would send it to the Contact of the 2xx, which behind NAT is not where the
-//! seat's registered flow is; the engine ACKs each 2xx it sees, the retransmitted ones too.
+//! Dialogs (§12) are rsipstack's too ([`super::dialogs`]): a new request that names one of
+//! our legs' dialogs goes to that dialog (the engine still sees it and decides the answer);
+//! an INVITE of ours opens a UAC dialog that sends it; the engine's answers to an INVITE and
+//! to requests in a dialog, and its BYE, CANCEL and NOTIFY, go through the dialogs. The ACK
+//! of a 2xx is the INVITE transaction's (`auto_ack_2xx`), sent where the endpoint's target
+//! locator says: the flow of the leg, pinned here as the 2xx arrives.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,6 +52,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::dialogs::{DialogStates, Dialogs, Flows, InDialog, StateChange};
 use super::{Message, Request, Response};
 use crate::transaction::{Done, Kind, T64, Target, Transmit, Transport, server_key};
 
@@ -98,8 +102,17 @@ impl NewTransactions {
     }
 }
 
+/// A live client transaction of ours.
+struct Client {
+    tu: TransactionEventSender,
+    key: TransactionKey,
+    call_id: String,
+    /// Where it went: for an INVITE, the flow of the leg it opens.
+    flow: SipAddr,
+}
+
 /// Live client transactions by `branch|METHOD` (their tasks remove themselves).
-type Clients = Arc<Mutex<HashMap<String, (TransactionEventSender, TransactionKey)>>>;
+type Clients = Arc<Mutex<HashMap<String, Client>>>;
 
 /// The running stack, owned by the engine's task.
 pub(crate) struct Stack {
@@ -109,6 +122,7 @@ pub(crate) struct Stack {
     /// Server transactions not yet finally answered, by [`server_key`].
     servers: HashMap<String, Transaction>,
     clients: Clients,
+    dialogs: Dialogs,
     arrived: Arrived,
     max_message_size: usize,
     malformed: Metric,
@@ -120,17 +134,22 @@ const UDP_BUFFER: usize = 8192;
 impl Stack {
     /// Starts rsipstack's endpoint on the bound sockets. ACKs, CANCELs and responses go to
     /// `events`; new server transactions come out of the returned receiver, for
-    /// [`Stack::accept`]. Everything stops with `cancel`.
+    /// [`Stack::accept`], and the dialogs' state changes out of the other, for
+    /// [`Stack::on_dialog_state`]. `advertised`: our address in Via and Contact when it is
+    /// not the bound one. Everything stops with `cancel`.
     pub(crate) async fn start(
         udp: Option<UdpSocket>,
         tcp: Option<TcpListener>,
+        advertised: Option<SocketAddr>,
         max_message_size: usize,
         malformed: Metric,
         events: mpsc::Sender<Inbound>,
         cancel: CancellationToken,
-    ) -> std::io::Result<(Stack, NewTransactions)> {
+    ) -> std::io::Result<(Stack, NewTransactions, DialogStates)> {
         let layer = TransportLayer::new(cancel.child_token());
         let arrived = Arrived::default();
+        let clients = Clients::default();
+        let flows = Flows::default();
         if let Some(sock) = udp {
             let screened = Screened {
                 sock,
@@ -138,10 +157,13 @@ impl Stack {
                 buf: tokio::sync::Mutex::new(vec![0; 65_536]),
                 malformed: malformed.clone(),
             };
-            let conn =
-                UdpConnection::from_socket(Arc::new(screened), None, Some(cancel.child_token()))
-                    .await
-                    .map_err(std::io::Error::other)?;
+            let conn = UdpConnection::from_socket(
+                Arc::new(screened),
+                advertised,
+                Some(cancel.child_token()),
+            )
+            .await
+            .map_err(std::io::Error::other)?;
             layer.add_transport(SipConnection::Udp(conn));
         }
         let endpoint = rsipstack::EndpointBuilder::new()
@@ -151,13 +173,18 @@ impl Stack {
             .with_transport_inspector(Box::new(Arrivals {
                 events,
                 arrived: arrived.clone(),
+                clients: clients.clone(),
+                flows: flows.clone(),
             }))
+            .with_target_locator(flows.locator())
             .with_option(EndpointOption {
                 // The engine gives up on its client transactions after 64·T1 on its own
                 // clock; rsipstack's Timer B/F comes later, so its local 408 never races
                 // the engine's decision.
                 t1x64: Duration::from_millis((T64 + 8_000) as u64),
-                auto_ack_2xx: false,
+                // The ACK of a 2xx to our INVITE is the transaction's, to the leg's flow
+                // (the target locator), again for each retransmitted 2xx (RFC 6026 §7.2).
+                auto_ack_2xx: true,
                 ..EndpointOption::default()
             })
             .build();
@@ -169,16 +196,23 @@ impl Stack {
         if let Some(listener) = tcp {
             tokio::spawn(accept_tcp(listener, inner.clone(), cancel.clone()));
         }
+        let (dialogs, states) = Dialogs::new(inner.clone(), flows);
         let stack = Stack {
             transport: transport_of(&inner),
             endpoint: inner,
             servers: HashMap::new(),
-            clients: Clients::default(),
+            clients,
+            dialogs,
             arrived,
             max_message_size,
             malformed,
         };
-        Ok((stack, NewTransactions(incoming)))
+        Ok((stack, NewTransactions(incoming), states))
+    }
+
+    /// A dialog's state changed ([`Dialogs::on_state`]).
+    pub(crate) fn on_dialog_state(&mut self, state: StateChange) {
+        self.dialogs.on_state(state);
     }
 
     /// Takes a new server transaction: returns its request for the engine, with when it
@@ -216,7 +250,24 @@ impl Stack {
                 return None;
             }
         };
-        self.servers.insert(server_key(&req), tx);
+        let key = server_key(&req);
+        let names_a_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        let tx = if names_a_dialog {
+            let flow = sip_addr(Target {
+                transport,
+                addr: source,
+            });
+            match self.dialogs.take_request(tx, &req, &key, flow) {
+                InDialog::NotOurs(tx) => Some(*tx),
+                InDialog::Refused => return None,
+                InDialog::Taken => None,
+            }
+        } else {
+            Some(tx)
+        };
+        if let Some(tx) = tx {
+            self.servers.insert(key, tx);
+        }
         Some(Inbound {
             event: Event::Request {
                 req,
@@ -235,6 +286,7 @@ impl Stack {
             match d {
                 Done::Server(key) => {
                     self.servers.remove(&key);
+                    self.dialogs.forget(&key);
                 }
                 Done::Client(key) => {
                     let client = self
@@ -242,8 +294,11 @@ impl Stack {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&key);
-                    if let Some((tu, key)) = client {
-                        let _ = tu.send(TransactionEvent::Terminate(key));
+                    if let Some(c) = client {
+                        let _ = c.tu.send(TransactionEvent::Terminate(c.key));
+                    }
+                    if let Some(branch) = key.strip_suffix("|INVITE") {
+                        self.dialogs.invite_given_up(branch);
                     }
                 }
             }
@@ -256,6 +311,35 @@ impl Stack {
     async fn respond(&mut self, key: &str, t: Transmit) {
         let Some(SipMessage::Response(resp)) = to_rsip(&t.data) else {
             return;
+        };
+        let Some(resp) = self.dialogs.answer(key, resp) else {
+            return; // a dialog's to send
+        };
+        let opens_dialog = (101..300).contains(&resp.status_code.code())
+            && resp
+                .to_header()
+                .ok()
+                .and_then(|to| to.tag().ok().flatten())
+                .is_some();
+        let resp = match self.servers.remove(key) {
+            Some(tx) if opens_dialog && tx.original.method == rsipstack::sip::Method::Invite => {
+                let flow = origin(tx.connection.as_ref())
+                    .map(|(transport, addr)| sip_addr(Target { transport, addr }))
+                    .unwrap_or_else(|| sip_addr(t.target));
+                match self.dialogs.open_uas(key, tx, resp, flow) {
+                    Ok(()) => return,
+                    Err(refused) => {
+                        let (tx, resp) = *refused;
+                        self.servers.insert(key.to_string(), tx);
+                        resp
+                    }
+                }
+            }
+            Some(tx) => {
+                self.servers.insert(key.to_string(), tx);
+                resp
+            }
+            None => resp,
         };
         let Some(tx) = self.servers.get_mut(key) else {
             // The 200 to a CANCEL: its INVITE's transaction answers it once that INVITE is
@@ -287,8 +371,8 @@ impl Stack {
         }
     }
 
-    /// Sends one message that belongs to no transaction of ours (a 2xx ACK, the 200 to a
-    /// CANCEL before its INVITE is answered) over the connection to `target`.
+    /// Sends one message that belongs to no transaction of ours (the 200 to a CANCEL before
+    /// its INVITE is answered) over the connection to `target`.
     async fn send_stateless(&self, msg: SipMessage, target: Target) {
         match self.transport.lookup(&sip_addr(target), None).await {
             Ok((conn, dest)) => {
@@ -305,11 +389,7 @@ impl Stack {
     pub(crate) async fn send(&mut self, t: Transmit) {
         match t.kind.clone() {
             Kind::Response(key) => self.respond(&key, t).await,
-            Kind::Ack => {
-                if let Some(ack) = to_rsip(&t.data) {
-                    self.send_stateless(ack, t.target).await;
-                }
-            }
+            Kind::Dialog(op) => self.dialogs.op(op),
             Kind::Request => {
                 let Some(SipMessage::Request(req)) = to_rsip(&t.data) else {
                     return;
@@ -321,23 +401,53 @@ impl Stack {
                         return;
                     }
                 };
-                let ours = branch_of(&req).map(|b| format!("{b}|{}", req.method));
+                let branch = branch_of(&req);
+                let ours = branch.as_ref().map(|b| format!("{b}|{}", req.method));
+                let call_id = req
+                    .call_id_header()
+                    .map(|c| c.value().to_string())
+                    .unwrap_or_default();
+                let opens_dialog = req.method == rsipstack::sip::Method::Invite
+                    && req
+                        .to_header()
+                        .ok()
+                        .and_then(|to| to.tag().ok().flatten())
+                        .is_none();
+                let flow = sip_addr(t.target);
                 let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
-                tx.destination = Some(sip_addr(t.target));
-                if let Err(e) = tx.send().await {
-                    tracing::debug!(error = %e, "sending a request failed");
-                }
+                tx.destination = Some(flow.clone());
                 let clients = self.clients.clone();
                 if let Some(ours) = &ours {
-                    clients
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(ours.clone(), (tx.tu_sender.clone(), tx.key.clone()));
+                    clients.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                        ours.clone(),
+                        Client {
+                            tu: tx.tu_sender.clone(),
+                            key: tx.key.clone(),
+                            call_id,
+                            flow: flow.clone(),
+                        },
+                    );
                 }
-                // The task only drives the transaction (retransmission, the non-2xx ACK,
-                // timers): its responses reach the engine through `Arrivals`. A local 408 or
-                // 503 of rsipstack's is not passed on; the engine's own 64·T1 decides.
+                // An INVITE of ours opens a dialog, which sends it and takes its responses.
+                let dialog = match (&branch, opens_dialog) {
+                    (Some(branch), true) => self.dialogs.open_uac(&tx, branch, flow),
+                    _ => None,
+                };
+                if dialog.is_none()
+                    && let Err(e) = tx.send().await
+                {
+                    tracing::debug!(error = %e, "sending a request failed");
+                }
+                // The task drives the transaction (retransmission, the ACKs, timers) and,
+                // for an INVITE, its dialog; the responses reach the engine through
+                // `Arrivals`. A local 408 or 503 of rsipstack's is not passed on; the
+                // engine's own 64·T1 decides.
                 tokio::spawn(async move {
+                    if let Some(dialog) = dialog
+                        && let Err(e) = dialog.process_invite(&mut tx).await
+                    {
+                        tracing::debug!(error = %e, "our INVITE ended with an error");
+                    }
                     while tx.receive().await.is_some() {}
                     if let Some(ours) = ours {
                         clients
@@ -361,6 +471,44 @@ type Arrived = Arc<Mutex<HashMap<String, Instant>>>;
 struct Arrivals {
     events: mpsc::Sender<Inbound>,
     arrived: Arrived,
+    clients: Clients,
+    flows: Flows,
+}
+
+impl Arrivals {
+    /// A 2xx to our INVITE names the far end's Contact, the remote target of the leg's
+    /// dialog: requests to it (and the ACK, sent as this 2xx is processed) go to the flow
+    /// the INVITE went on — a seat's registered flow, not the private address a phone
+    /// behind NAT puts in its Contact.
+    fn pin_contact(&self, resp: &rsipstack::sip::Response) {
+        let invite = resp
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.method().ok())
+            .is_some_and(|m| m == rsipstack::sip::Method::Invite);
+        if !invite || resp.status_code.kind() != rsipstack::sip::StatusCodeKind::Successful {
+            return;
+        }
+        let Some(branch) = resp
+            .via_header()
+            .ok()
+            .and_then(|v| v.typed().ok())
+            .and_then(|v| v.branch().map(|b| b.to_string()))
+        else {
+            return;
+        };
+        let Some(contact) = resp
+            .typed_contact_headers()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+        else {
+            return;
+        };
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&format!("{branch}|INVITE")) {
+            self.flows.pin(&c.call_id, &contact.uri, c.flow.clone());
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -391,8 +539,15 @@ impl TransportEventInspector for Arrivals {
                     }
                     None
                 }
-                _ => match super::parse(&msg.to_bytes()) {
-                    Ok(Message::Response(resp)) => Some(Event::Response { resp, transport }),
+                SipMessage::Response(r) => {
+                    self.pin_contact(r);
+                    match super::parse(&msg.to_bytes()) {
+                        Ok(Message::Response(resp)) => Some(Event::Response { resp, transport }),
+                        _ => None,
+                    }
+                }
+                // An ACK or a CANCEL.
+                SipMessage::Request(_) => match super::parse(&msg.to_bytes()) {
                     Ok(Message::Request(req)) => {
                         from.get_socketaddr().ok().map(|source| Event::Request {
                             req,
@@ -400,7 +555,7 @@ impl TransportEventInspector for Arrivals {
                             source,
                         })
                     }
-                    Err(_) => None,
+                    _ => None,
                 },
             };
             if let Some(e) = event {

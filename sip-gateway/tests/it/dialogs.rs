@@ -234,7 +234,8 @@ async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()>
     let seat = registered_seat(&h).await?;
     let trunk = Client::new(h.addr).await?;
     // Two proxies between the trunk and us (RFC 3261 §16.6 step 4: the nearest one on top).
-    let rr = format!("<sip:sbc.example;lr;ftag=f9>, <sip:{};lr>", trunk.local);
+    // Requests in the dialog go to the nearest (§12.2.1.1), played by the trunk's socket.
+    let rr = format!("<sip:{};lr>, <sip:sbc.example;lr;ftag=f9>", trunk.local);
     let inv = invite(&trunk, 9, 40_080, (8, "PCMA")).replacen(
         "\r\nFrom:",
         &format!("\r\nRecord-Route: {rr}\r\nFrom:"),
@@ -246,20 +247,20 @@ async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()>
         header_value(&offered, "Record-Route").is_none(),
         "the seat's leg is a dialog of ours, not the trunk's"
     );
-    // The seat's proxy record-routes its 200.
+    // The seat's proxy (played by the seat's socket) record-routes its 200.
     let sdp = "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40090 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let seat_proxy = format!("<sip:{};lr>", seat.local);
     let ok = answer(&offered, "200 OK", Some("seat"), sdp).replacen(
         "\r\n",
-        "\r\nRecord-Route: <sip:seat-proxy.example;lr>\r\n",
+        &format!("\r\nRecord-Route: {seat_proxy}\r\n"),
         1,
     );
     seat.send(ok.as_bytes()).await?;
-    // Our ACK to the seat routes through its proxy (§12.1.2, §13.2.2.4) and still goes to
-    // the seat's registered flow.
+    // Our ACK to the seat routes through its proxy (§12.1.2, §13.2.2.4).
     let ack = recv_request(&seat, "ACK").await?;
     assert_eq!(
         header_value(&ack, "Route"),
-        Some("<sip:seat-proxy.example;lr>"),
+        Some(seat_proxy.as_str()),
         "{ack}"
     );
     assert_eq!(request_uri(&ack), Some("sip:8001@127.0.0.1"));
@@ -296,8 +297,8 @@ async fn proxies_that_record_route_stay_on_the_path_of_both_legs() -> Result<()>
     assert_eq!(
         routes,
         [
+            format!("<sip:{};lr>", trunk.local),
             "<sip:sbc.example;lr;ftag=f9>".to_string(),
-            format!("<sip:{};lr>", trunk.local)
         ]
     );
     hang_up(h, &trunk, &bye).await

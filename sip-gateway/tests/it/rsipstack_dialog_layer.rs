@@ -1,9 +1,11 @@
-//! rsipstack's own dialog layer (`DialogLayer`, `InviteDialog`), pinned at 0.7.14, on the two
-//! points for which the gateway keeps its own dialogs (docs/ARCHITECTURE.md, "The SIP
-//! gateway"). These tests run rsipstack's dialogs over real UDP sockets and record what they
-//! do today; the same cases against our engine are in `dialogs.rs`. When an rsipstack upgrade
-//! changes either behaviour, a test here fails: that is the moment to reconsider moving the
-//! call logic onto `InviteDialog` (the plan is in docs/ARCHITECTURE.md).
+//! rsipstack's dialogs (`DialogLayer`, `InviteDialog`), pinned at 0.7.14, as a plain
+//! rsipstack application uses them, on the two points the gateway makes up for when it runs
+//! its call legs on them (`src/sip/dialogs.rs`, docs/ARCHITECTURE.md "The SIP gateway"):
+//! requests to a phone behind NAT (the gateway's target locator pins each leg's remote
+//! target to the leg's flow) and a request out of CSeq order (the gateway answers 500 before
+//! the dialog sees it). These tests run rsipstack over real UDP sockets and record what it
+//! does on its own; the same cases against the gateway are in `dialogs.rs`. When an upgrade
+//! changes either behaviour, a test here fails: then that part of `sip::dialogs` may go.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,10 +96,11 @@ fn response(req: &str, status: &str, to_tag: &str, extra: &str) -> Result<String
 }
 
 /// A seat behind NAT: its REGISTER (and here the INVITE) reach it on its public flow, but
-/// its Contact names its private address. rsipstack's UDP dialog sends the 2xx ACK and the
-/// BYE to the Contact, not back along the flow; so a real phone behind NAT never gets
-/// them. (Our engine sends both on the flow: `dialogs::a_seat_behind_nat_…`.) The private
-/// address is a second loopback socket here, so where the requests go can be seen.
+/// its Contact names its private address. A plain rsipstack UDP dialog sends the 2xx ACK
+/// and the BYE to the Contact, not back along the flow; so a real phone behind NAT never
+/// gets them. (The gateway pins the Contact to the flow: `dialogs::a_seat_behind_nat_…`.)
+/// The private address is a second loopback socket here, so where the requests go can be
+/// seen.
 #[tokio::test]
 async fn uac_dialog_sends_ack_and_bye_to_the_contact_not_the_nat_flow() -> Result<()> {
     let cancel = CancellationToken::new();
@@ -132,8 +135,8 @@ async fn uac_dialog_sends_ack_and_bye_to_the_contact_not_the_nat_flow() -> Resul
     let (dialog, resp) = tokio::time::timeout(WAIT, inviting).await???;
     assert_eq!(resp.map(|r| r.status_code), Some(StatusCode::OK));
 
-    const CHANGED: &str =
-        "rsipstack no longer sends this to the Contact: revisit docs/ARCHITECTURE.md";
+    const CHANGED: &str = "rsipstack no longer sends this to the Contact: \
+         the gateway's flow pinning (src/sip/dialogs.rs) may no longer be needed";
     let (ack, _) = recv_request(&private, "ACK").await.context(CHANGED)?;
     assert!(
         ack.contains(&format!("ACK sip:8001@{private_addr}")),
@@ -164,8 +167,8 @@ async fn uac_dialog_sends_ack_and_bye_to_the_contact_not_the_nat_flow() -> Resul
 
 /// RFC 3261 §12.2.2: a UAS that gets an in-dialog request with a CSeq lower than the last
 /// one "MUST reject the request with a 500". rsipstack's `InviteDialog::handle` (server
-/// role) drops it without an answer, so the sender retransmits until its Timer F. (Our
-/// engine answers 500: `dialogs::requests_outside_the_dialog_or_out_of_order_…`.)
+/// role) drops it without an answer, so the sender retransmits until its Timer F. (The
+/// gateway answers 500 first: `dialogs::requests_outside_the_dialog_or_out_of_order_…`.)
 #[tokio::test]
 async fn uas_dialog_leaves_a_lower_cseq_request_unanswered() -> Result<()> {
     let cancel = CancellationToken::new();
@@ -274,7 +277,8 @@ async fn uas_dialog_leaves_a_lower_cseq_request_unanswered() -> Result<()> {
     assert_eq!(
         (line.as_str(), cseq.as_str()),
         ("SIP/2.0 200 OK", "30 OPTIONS"),
-        "a lower CSeq was answered: rsipstack now follows §12.2.2"
+        "a lower CSeq was answered: rsipstack now follows §12.2.2, \
+         the gateway's own check (src/sip/dialogs.rs) may go"
     );
     Ok(())
 }

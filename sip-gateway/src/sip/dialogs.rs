@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use rsipstack::dialog::DialogId;
 use rsipstack::dialog::dialog::{
-    DialogInner, DialogState, DialogStateReceiver, DialogStateSender, TransactionHandle,
+    DialogInner, DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason,
+    TransactionHandle,
 };
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{
@@ -259,6 +260,7 @@ impl Dialogs {
             op_rx,
             leg.changed.subscribe(),
             leg.refer_gate.clone(),
+            self.states.clone(),
         ));
         // The same Call-ID again (a peer reusing one): the newer dialog wins.
         if let Some(key) = self.legs.remove(&call_id).and_then(|old| old.invite_key) {
@@ -698,18 +700,26 @@ async fn run_ops(
     mut ops: mpsc::UnboundedReceiver<DialogOp>,
     mut changed: watch::Receiver<()>,
     refer_gate: Arc<tokio::sync::Mutex<()>>,
+    states: DialogStateSender,
 ) {
     while let Some(op) = ops.recv().await {
         let result = match op {
             DialogOp::Cancel { .. } => dialog.cancel().await,
             DialogOp::Bye { .. } => {
                 settle(&inner, &mut changed).await;
-                if inner.can_cancel() {
+                let result = if inner.can_cancel() {
                     // Never answered after all: RFC 3261 §15, CANCEL.
                     dialog.cancel().await
                 } else {
                     dialog.bye().await
+                };
+                if !inner.is_terminated() {
+                    // A BYE that could not be sent ends the leg all the same: the dialog
+                    // is forgotten (`Dialogs::on_state`) instead of kept forever.
+                    let id = inner.id.lock().clone();
+                    let _ = states.send(DialogState::Terminated(id, TerminatedReason::Timeout));
                 }
+                result
             }
             DialogOp::Request {
                 method,

@@ -45,7 +45,7 @@ use rsipstack::sip::{
 };
 use rsipstack::transaction::endpoint::{EndpointInnerRef, TargetLocator};
 use rsipstack::transaction::key::TransactionRole;
-use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::transaction::{Transaction, TransactionEventSender};
 use rsipstack::transport::SipAddr;
 use tokio::sync::{mpsc, watch};
 
@@ -138,6 +138,38 @@ struct Leg {
     invite_key: Option<String>,
     /// Their CANCEL arrived: its 200 is the transaction's, the 487 the dialog's.
     cancelled: bool,
+}
+
+impl Leg {
+    fn new(
+        local_tag: String,
+        inner: DialogInner,
+        invite_branch: Option<String>,
+        invite_key: Option<String>,
+    ) -> (Leg, mpsc::UnboundedReceiver<DialogOp>) {
+        let inner = Arc::new(inner);
+        let (ops, op_rx) = mpsc::unbounded_channel();
+        let leg = Leg {
+            local_tag,
+            dialog: InviteDialog::from_inner(inner.clone()),
+            inner,
+            ops,
+            changed: watch::Sender::new(()),
+            refer_gate: Arc::default(),
+            invite_branch,
+            invite_key,
+            cancelled: false,
+        };
+        (leg, op_rx)
+    }
+}
+
+/// The URI of a message's first Contact, as rsipstack reads it.
+fn first_contact(m: &impl HeadersExt) -> Option<Uri> {
+    m.typed_contact_headers()
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.uri)
 }
 
 /// An answer of the engine's, as a dialog sends it (the dialog adds Via, From, To with our
@@ -281,6 +313,32 @@ impl Dialogs {
         }
     }
 
+    /// rsipstack's dialog for a leg whose first request is `req` (its transaction's TU
+    /// channel `tu`), `contact` being ours. The engine takes and sends only INVITEs a
+    /// dialog can be made of (`dialog::opens_dialog`): a failure here is a bug, and that
+    /// call could not be hung up from here.
+    fn make(
+        &self,
+        role: TransactionRole,
+        id: DialogId,
+        req: &rsipstack::sip::Request,
+        tu: TransactionEventSender,
+        contact: Option<Uri>,
+    ) -> Option<DialogInner> {
+        let made = DialogInner::new(
+            role,
+            id,
+            req.clone(),
+            self.endpoint.clone(),
+            self.states.clone(),
+            None,
+            contact,
+            tu,
+        );
+        made.map_err(|e| tracing::warn!(error = %e, ?role, "no dialog for an INVITE"))
+            .ok()
+    }
+
     /// Opens our UAS dialog on their INVITE (its server transaction `tx`, the key `key`)
     /// with the engine's first answer that carries our tag (a 1xx or 2xx), and sends that
     /// answer through it. `flow`: where the INVITE came from. When rsipstack cannot make a
@@ -309,32 +367,20 @@ impl Dialogs {
         let Some((call_id, local_tag, remote_tag, cseq)) = ids else {
             return Err(Box::new((tx, answer)));
         };
-        let local_contact = answer
-            .typed_contact_headers()
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri);
         let id = DialogId {
             call_id: call_id.clone(),
             local_tag: local_tag.clone(),
             remote_tag,
         };
-        let inner = match DialogInner::new(
+        let made = self.make(
             TransactionRole::Server,
             id,
-            req.clone(),
-            self.endpoint.clone(),
-            self.states.clone(),
-            None,
-            local_contact,
+            &req,
             tx.tu_sender.clone(),
-        ) {
-            Ok(inner) => inner,
-            Err(e) => {
-                // The engine takes only INVITEs a dialog can be made of (`opens_dialog`).
-                tracing::warn!(error = %e, "no dialog for this INVITE: the call cannot be hung up from here");
-                return Err(Box::new((tx, answer)));
-            }
+            first_contact(&answer),
+        );
+        let Some(inner) = made else {
+            return Err(Box::new((tx, answer)));
         };
         // §12.1.1: the remote sequence number is the INVITE's.
         inner.remote_seq.store(cseq, Ordering::Relaxed);
@@ -342,9 +388,8 @@ impl Dialogs {
         inner.set_server_connection(tx.connection.clone());
         let remote_uri = inner.remote_uri.lock().clone();
         self.flows.pin(&call_id, &remote_uri, flow);
-        let inner = Arc::new(inner);
-        let dialog = InviteDialog::from_inner(inner.clone());
-        let mut handler = dialog.clone();
+        let (leg, op_rx) = Leg::new(local_tag, inner, None, Some(key.to_string()));
+        let mut handler = leg.dialog.clone();
         // The INVITE transaction lives until its ACK (or CANCEL): its own task.
         tokio::spawn(async move {
             if let Err(e) = handler.handle(&mut tx).await {
@@ -352,18 +397,6 @@ impl Dialogs {
             }
             while tx.receive().await.is_some() {}
         });
-        let (ops, op_rx) = mpsc::unbounded_channel();
-        let leg = Leg {
-            local_tag,
-            inner,
-            dialog,
-            ops,
-            changed: watch::Sender::new(()),
-            refer_gate: Arc::default(),
-            invite_branch: None,
-            invite_key: Some(key.to_string()),
-            cancelled: false,
-        };
         answer_invite(&leg, &answer);
         self.insert(call_id, leg, op_rx);
         Ok(())
@@ -382,43 +415,21 @@ impl Dialogs {
         let req = &tx.original;
         let call_id = req.call_id_header().ok()?.value().to_string();
         let local_tag = req.from_header().ok()?.tag().ok()??.value().to_string();
-        let local_contact = req
-            .typed_contact_headers()
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri);
         let id = DialogId {
             call_id: call_id.clone(),
             local_tag: local_tag.clone(),
             remote_tag: String::new(),
         };
-        let inner = DialogInner::new(
+        let inner = self.make(
             TransactionRole::Client,
             id,
-            req.clone(),
-            self.endpoint.clone(),
-            self.states.clone(),
-            None,
-            local_contact,
+            req,
             tx.tu_sender.clone(),
-        )
-        .map_err(|e| tracing::warn!(error = %e, "no dialog for our INVITE"))
-        .ok()?;
+            first_contact(req),
+        )?;
         self.flows.pin(&call_id, &req.uri, flow);
-        let inner = Arc::new(inner);
-        let dialog = InviteDialog::from_inner(inner.clone());
-        let (ops, op_rx) = mpsc::unbounded_channel();
-        let leg = Leg {
-            local_tag,
-            inner,
-            dialog: dialog.clone(),
-            ops,
-            changed: watch::Sender::new(()),
-            refer_gate: Arc::default(),
-            invite_branch: Some(branch.to_string()),
-            invite_key: None,
-            cancelled: false,
-        };
+        let (leg, op_rx) = Leg::new(local_tag, inner, Some(branch.to_string()), None);
+        let dialog = leg.dialog.clone();
         self.insert(call_id, leg, op_rx);
         Some(dialog)
     }

@@ -1,12 +1,12 @@
-//! Dialogs on the wire (the engine's, RFC 3261 §12), as a trunk and a seat see them: raw
-//! SIP over UDP, every wait bounded.
+//! Dialogs on the wire (an rsipstack `InviteDialog` per leg, RFC 3261 §12), as a trunk and a
+//! seat see them: raw SIP over UDP, every wait bounded.
 //!
 //! A seat behind NAT: its REGISTER, its 200 and its SDP name a private address (10.0.0.5,
 //! RFC 1918) that cannot be reached from here. Requests in its dialog still have that Contact
 //! as their Request-URI (§12.2.1.1), but they go to the flow its REGISTER came from (§18.2.2
 //! `received`, RFC 3581 `rport`), and its media goes to where its RTP comes from (symmetric
 //! RTP, RFC 4961). (rsipstack 0.7.14's dialogs send UDP in-dialog requests to the Contact
-//! unless a `TargetLocator` maps it: docs/ARCHITECTURE.md, "The SIP gateway".)
+//! unless a `TargetLocator` maps it, which the gateway's does: `src/sip/dialogs.rs`.)
 //!
 //! Requests that name the dialog's Call-ID but not its tags get 481, and requests out of
 //! order 500 (§12.2.2); the call goes on.
@@ -334,4 +334,29 @@ async fn an_invite_requiring_an_unknown_extension_gets_420_and_the_retry_goes_th
     let offered = recv_request(&seat, "INVITE").await?;
     assert!(offered.contains("sip:8001@"), "{offered}");
     h.finish().await
+}
+
+/// A gateway behind a NAT of its own (or listening on 0.0.0.0) names its advertised address
+/// in what it sends: in the INVITE the engine builds, and in the BYE the leg's rsipstack
+/// dialog builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_dialogs_build_name_the_advertised_address() -> Result<()> {
+    let mut cfg = base_config();
+    cfg.advertised_ip = Some("127.0.0.2".parse()?);
+    let h = Harness::start(cfg).await?;
+    let ours = format!("127.0.0.2:{}", h.addr.port());
+    let seat = registered_seat(&h).await?;
+    let sdp = "v=0\r\no=s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40120 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let (trunk, offered, answered) =
+        bridged(&h, &seat, "<sip:8001@127.0.0.1>", 11, 40_130, sdp).await?;
+    let via = header_value(&offered, "Via").context("Via")?;
+    assert!(via.contains(&ours), "{offered}");
+    // The caller hangs up: the seat's BYE comes from its leg's dialog.
+    let to = answered.header("To").context("To")?;
+    let bye = trunk_request(&trunk, 11, "BYE", 2, "f11", &to);
+    assert_eq!(status(&trunk, bye, "BYE").await?, 200);
+    let seat_bye = recv_request(&seat, "BYE").await?;
+    let via = header_value(&seat_bye, "Via").context("Via")?;
+    assert!(via.contains(&ours), "{seat_bye}");
+    hang_up(h, &seat, &seat_bye).await
 }

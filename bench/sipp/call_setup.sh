@@ -21,7 +21,9 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 for r in "${rates[@]}"; do
   n=$((r * per))
   t0=$(cpu_ticks)
-  (cd "$work" && sipp 127.0.0.1:5092 -sf "$sc/seat_uas.xml" -p 5310 -m "$n" -mp 7100 -key pt 8 -key codec PCMA \
+  # exec: $! is sipp itself, so that the kill below reaches it (a seat left running would
+  # hold port 5310 into the next rate or run).
+  (cd "$work" && exec sipp 127.0.0.1:5092 -sf "$sc/seat_uas.xml" -p 5310 -m "$n" -mp 7100 -key pt 8 -key codec PCMA \
      -nostdin -timeout $((per + 30))s >/dev/null 2>&1) &
   seat=$!
   (cd "$work" && sipp 127.0.0.1:5092 -sf "$root/bench/sipp/setup_call.xml" -s 02212345 -r "$r" -m "$n" \

@@ -126,7 +126,9 @@ struct Leg {
     local_tag: String,
     inner: Arc<DialogInner>,
     dialog: InviteDialog,
-    ops: mpsc::UnboundedSender<DialogOp>,
+    /// The queue of its operations' task, made with the first operation (most legs have
+    /// none until the BYE, and a held call should not carry a task per leg).
+    ops: Option<mpsc::UnboundedSender<DialogOp>>,
     /// Touched on every state change of the dialog (the op task waits on it).
     changed: watch::Sender<()>,
     /// Held while a REFER in the dialog is being answered: its NOTIFYs follow the 202
@@ -146,21 +148,19 @@ impl Leg {
         inner: DialogInner,
         invite_branch: Option<String>,
         invite_key: Option<String>,
-    ) -> (Leg, mpsc::UnboundedReceiver<DialogOp>) {
+    ) -> Leg {
         let inner = Arc::new(inner);
-        let (ops, op_rx) = mpsc::unbounded_channel();
-        let leg = Leg {
+        Leg {
             local_tag,
             dialog: InviteDialog::from_inner(inner.clone()),
             inner,
-            ops,
+            ops: None,
             changed: watch::Sender::new(()),
             refer_gate: Arc::default(),
             invite_branch,
             invite_key,
             cancelled: false,
-        };
-        (leg, op_rx)
+        }
     }
 }
 
@@ -285,15 +285,7 @@ impl Dialogs {
         (dialogs, DialogStates(rx))
     }
 
-    fn insert(&mut self, call_id: String, leg: Leg, op_rx: mpsc::UnboundedReceiver<DialogOp>) {
-        tokio::spawn(run_ops(
-            leg.dialog.clone(),
-            leg.inner.clone(),
-            op_rx,
-            leg.changed.subscribe(),
-            leg.refer_gate.clone(),
-            self.states.clone(),
-        ));
+    fn insert(&mut self, call_id: String, leg: Leg) {
         // The same Call-ID again (a peer reusing one): the newer dialog wins.
         if let Some(key) = self.legs.remove(&call_id).and_then(|old| old.invite_key) {
             self.invites.remove(&key);
@@ -388,7 +380,7 @@ impl Dialogs {
         inner.set_server_connection(tx.connection.clone());
         let remote_uri = inner.remote_uri.lock().clone();
         self.flows.pin(&call_id, &remote_uri, flow);
-        let (leg, op_rx) = Leg::new(local_tag, inner, None, Some(key.to_string()));
+        let leg = Leg::new(local_tag, inner, None, Some(key.to_string()));
         let mut handler = leg.dialog.clone();
         // The INVITE transaction lives until its ACK (or CANCEL): its own task.
         tokio::spawn(async move {
@@ -398,7 +390,7 @@ impl Dialogs {
             while tx.receive().await.is_some() {}
         });
         answer_invite(&leg, &answer);
-        self.insert(call_id, leg, op_rx);
+        self.insert(call_id, leg);
         Ok(())
     }
 
@@ -428,9 +420,9 @@ impl Dialogs {
             first_contact(req),
         )?;
         self.flows.pin(&call_id, &req.uri, flow);
-        let (leg, op_rx) = Leg::new(local_tag, inner, Some(branch.to_string()), None);
+        let leg = Leg::new(local_tag, inner, Some(branch.to_string()), None);
         let dialog = leg.dialog.clone();
-        self.insert(call_id, leg, op_rx);
+        self.insert(call_id, leg);
         Some(dialog)
     }
 
@@ -641,12 +633,23 @@ impl Dialogs {
             | DialogOp::Cancel { call_id }
             | DialogOp::Request { call_id, .. } => call_id,
         };
-        match self.legs.get(call_id) {
-            Some(leg) => {
-                let _ = leg.ops.send(op);
-            }
-            None => tracing::debug!(?op, "no dialog for this operation (it has ended)"),
-        }
+        let Some(leg) = self.legs.get_mut(call_id) else {
+            tracing::debug!(?op, "no dialog for this operation (it has ended)");
+            return;
+        };
+        let ops = leg.ops.get_or_insert_with(|| {
+            let (ops, queue) = mpsc::unbounded_channel();
+            tokio::spawn(run_ops(
+                leg.dialog.clone(),
+                leg.inner.clone(),
+                queue,
+                leg.changed.subscribe(),
+                leg.refer_gate.clone(),
+                self.states.clone(),
+            ));
+            ops
+        });
+        let _ = ops.send(op);
     }
 
     /// Drops what the engine never answered and no dialog claimed within 64·T1 (rsipstack's

@@ -26,7 +26,7 @@ use crate::media::player::Stream;
 use crate::media::session::{MediaCmd, MediaSetup, spawn_media};
 use crate::rtp::{LegMedia, RelayStats, bind_rtp};
 use crate::sdp::{self, RemoteAudio};
-use crate::sip::{self, Headers, NameAddr, Request, Response};
+use crate::sip::{self, NameAddr, Request, Response};
 use crate::store::{self, CallRecord};
 use crate::transaction::{Target, Transport};
 
@@ -269,12 +269,6 @@ impl Engine {
             a_tag,
             a_media,
             a_offer: offer,
-            b_invite: Request {
-                method: "INVITE".into(),
-                uri: String::new(),
-                headers: Headers::default(),
-                body: Vec::new(),
-            },
             b_branch: String::new(),
             b_media: None,
             b_final: true,
@@ -415,7 +409,7 @@ impl Engine {
         };
         let from = format!("<sip:{user}@{}>", self.host_port());
         let to = format!("<sip:{seat}@{}>", self.host_port());
-        let (inv, branch, b_call_id, local) = self.send_b_invite(
+        let (branch, b_call_id, local) = self.send_b_invite(
             now,
             &binding.contact,
             b_target,
@@ -432,7 +426,6 @@ impl Engine {
             self.by_sip.remove(&call.b.call_id);
         }
         call.b = Dialog::uac(b_call_id.clone(), local, to, b_target);
-        call.b_invite = inv;
         call.b_branch = branch;
         call.b_final = false;
         call.b_media = None;

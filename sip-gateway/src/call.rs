@@ -42,7 +42,6 @@ pub(crate) struct Call {
     pub(crate) a_media: LegMedia,
     pub(crate) a_offer: RemoteAudio,
     pub(crate) b: Dialog,
-    pub(crate) b_invite: Request,
     pub(crate) b_branch: String,
     pub(crate) b_media: Option<LegMedia>,
     pub(crate) b_final: bool,
@@ -325,7 +324,7 @@ impl Engine {
         };
         let b_from = format!("{display}<sip:{user}@{}>", self.host_port());
         let b_remote = b_to;
-        let (inv, b_branch, b_call_id, b_local) = self.send_b_invite(
+        let (b_branch, b_call_id, b_local) = self.send_b_invite(
             now,
             &b_uri,
             b_target,
@@ -377,7 +376,6 @@ impl Engine {
             a_media,
             a_offer: offer,
             b: Dialog::uac(b_call_id.clone(), b_local, b_remote, b_target),
-            b_invite: inv,
             b_branch,
             b_media: None,
             b_final: false,
@@ -405,8 +403,8 @@ impl Engine {
     }
 
     /// Sends leg B's INVITE (we are its UAC) offering the caller's codec first, so no
-    /// transcoding is needed when the seat can; returns the request, its branch, the new
-    /// Call-ID and our From value with its tag.
+    /// transcoding is needed when the seat can; returns its branch, the new Call-ID and our
+    /// From value with its tag. (The INVITE itself is kept by the leg's dialog.)
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_b_invite(
         &mut self,
@@ -417,7 +415,7 @@ impl Engine {
         to: &str,
         (sdp_session, port_b): (u64, u16),
         a_codec: Codec,
-    ) -> (Request, String, String, String) {
+    ) -> (String, String, String) {
         let b_codecs = match a_codec {
             Codec::Pcma => [Codec::Pcma, Codec::Pcmu],
             Codec::Pcmu => [Codec::Pcmu, Codec::Pcma],
@@ -460,7 +458,7 @@ impl Engine {
             b_target,
         );
         self.out.push(tx);
-        (inv, b_branch, b_call_id, b_local)
+        (b_branch, b_call_id, b_local)
     }
 
     /// A response to the INVITE (or another request) we sent on leg B.

@@ -34,7 +34,6 @@ pub(crate) enum C2cState {
 #[derive(Debug)]
 pub(crate) struct UacLeg {
     pub(crate) d: Dialog,
-    pub(crate) invite: Request,
     pub(crate) branch: String,
     pub(crate) media: Option<(LegMedia, SocketAddr)>,
     pub(crate) final_: bool,
@@ -140,7 +139,6 @@ impl Engine {
         self.out.push(tx);
         UacLeg {
             d: Dialog::uac(call_id, from, to, target),
-            invite: inv,
             branch,
             media: None,
             final_: false,

@@ -333,7 +333,6 @@ impl Engine {
         let (remote_a, a_media, stats) = (call.a_offer.addr, call.a_media, call.stats.clone());
         let sock_b = t.leg.rtp.0.clone();
         call.b = t.leg.d.clone();
-        call.b_invite = t.leg.invite.clone();
         call.b_branch = t.leg.branch.clone();
         call.b_media = Some(b_media);
         call.b_final = true;

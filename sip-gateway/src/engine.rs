@@ -30,28 +30,6 @@ use crate::transaction::{Done, Target, Transactions, Transmit, Transport};
 pub(crate) const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY";
 
-/// A new top-Via branch (RFC 3261 §8.1.1.7: the magic cookie, then a random token). Free
-/// functions, for code that holds a call borrowed from the engine.
-pub(crate) fn new_branch(rng: &dyn Rng) -> String {
-    format!("z9hG4bK{}", IdGenerator::token(rng, 8))
-}
-
-/// Our Via header value for a request over `transport` from `host_port` (RFC 3581 `rport`).
-pub(crate) fn via(transport: Transport, host_port: &str, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {host_port};branch={branch};rport",
-        transport.name()
-    )
-}
-
-/// `ip:port`, an IPv6 address in brackets.
-pub(crate) fn host_port(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(ip) => format!("{ip}:{port}"),
-        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
-    }
-}
-
 /// The extensions we support (RFC 3261 §20.37): session timers (RFC 4028).
 pub(crate) const SUPPORTED: &[&str] = &["timer"];
 
@@ -348,17 +326,26 @@ impl Engine {
         IdGenerator::token(self.rng.as_ref(), bytes)
     }
 
+    /// A new top-Via branch (RFC 3261 §8.1.1.7: the magic cookie, then a random token).
     pub(crate) fn new_branch(&self) -> String {
-        new_branch(self.rng.as_ref())
+        format!("z9hG4bK{}", self.token(8))
     }
 
-    /// Our Via for a request sent over `transport`.
+    /// Our Via for a request sent over `transport` (RFC 3581 `rport`).
     pub(crate) fn via(&self, transport: Transport, branch: &str) -> String {
-        via(transport, &self.host_port(), branch)
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            transport.name(),
+            self.host_port()
+        )
     }
 
+    /// `ip:port`, an IPv6 address in brackets.
     pub(crate) fn host_port(&self) -> String {
-        host_port(self.public_ip, self.port)
+        match self.public_ip {
+            IpAddr::V4(ip) => format!("{ip}:{}", self.port),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", self.port),
+        }
     }
 
     pub(crate) fn contact(&self, transport: Transport) -> String {

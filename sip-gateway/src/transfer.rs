@@ -214,18 +214,14 @@ impl Engine {
 
     /// The caller hung up during a transfer: cancel the new leg.
     pub(crate) fn abandon_transfer(&mut self, id: &str) {
-        let leg = self.calls.get_mut(id).and_then(|c| {
-            c.transfer
-                .as_ref()
-                .map(|t| (t.leg.final_, t.leg.branch.clone()))
-        });
-        if let Some((false, _)) = leg
-            && let Some(t) = self.calls.get_mut(id).and_then(|c| c.transfer.take())
-        {
-            self.uac_cancel(&t.leg);
-            if let Some(c) = self.calls.get_mut(id) {
-                c.transfer = Some(t);
-            }
+        let unanswered = self
+            .calls
+            .get(id)
+            .and_then(|c| c.transfer.as_ref())
+            .filter(|t| !t.leg.final_)
+            .map(|t| t.leg.d.clone());
+        if let Some(d) = unanswered {
+            self.cancel_in(&d);
         }
     }
 

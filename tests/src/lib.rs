@@ -503,6 +503,27 @@ pub async fn click_to_call(
     Ok(())
 }
 
+/// The customer of a click-to-call test: a sipp phone on the trunk peer's port
+/// (`customer_port`, PCMA) that answers and speaks; then the admin (password `admin_pw`)
+/// asks for a click-to-call from seat 8001 to it. Returns the customer's sipp.
+pub async fn click_to_call_a_speaking_customer(
+    server: &Server,
+    customer_port: &str,
+    admin_pw: &str,
+) -> Result<Sipp> {
+    let customer = Sipp::phone(
+        &server.sip,
+        "seat_uas_speaks.xml",
+        customer_port,
+        "PCMA",
+        &[],
+    )?;
+    let c = client();
+    let csrf = login(&c, server, "admin", admin_pw).await?;
+    click_to_call(&c, server, &csrf, "8001", "13912345678").await?;
+    Ok(customer)
+}
+
 /// Logs agent `agent` in to the queue "hotline" and makes them ready (with the session of
 /// `c` and its CSRF token), as the agent desk does.
 pub async fn agent_ready(

@@ -314,16 +314,12 @@ async fn a_click_to_call_transfer_keeps_one_recording() -> Result<()> {
             "-m", "1", "-p", &ports[1], "-mp", &mp1, "-key", "target", "8002",
         ],
     )?;
-    let customer = hotline_tests::Sipp::phone(
-        &server.sip,
-        "seat_uas_speaks.xml",
+    let customer = hotline_tests::click_to_call_a_speaking_customer(
+        &server,
         &customer_port,
-        "PCMA",
-        &[],
-    )?;
-    let c = hotline_tests::client();
-    let csrf = hotline_tests::login(&c, &server, "admin", &pw("password:")?).await?;
-    hotline_tests::click_to_call(&c, &server, &csrf, "8001", "13912345678").await?;
+        &pw("password:")?,
+    )
+    .await?;
     agent.success().await?;
     customer.success().await?;
     target.success().await?;

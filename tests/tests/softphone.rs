@@ -433,16 +433,8 @@ async fn click_to_call_rings_the_pjsip_agent_then_the_customer() -> Result<()> {
     let sip: SocketAddr = server.sip.parse()?;
     let mut phone = Phone::start(sip, "udp", dir.path(), &[("8001", &seat_pw, SEAT_HZ)])?;
     phone.wait("8001", "registered")?;
-    let customer = hotline_tests::Sipp::phone(
-        &server.sip,
-        "seat_uas_speaks.xml",
-        &customer_port,
-        "PCMA",
-        &[],
-    )?;
-    let c = client();
-    let csrf = login(&c, &server, "admin", &admin).await?;
-    hotline_tests::click_to_call(&c, &server, &csrf, "8001", "13912345678").await?;
+    let customer =
+        hotline_tests::click_to_call_a_speaking_customer(&server, &customer_port, &admin).await?;
     phone.wait("8001", "incoming")?;
     phone.wait("8001", "confirmed")?;
     customer.success().await?;

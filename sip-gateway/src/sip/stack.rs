@@ -315,29 +315,37 @@ impl Stack {
         let Some(resp) = self.dialogs.answer(key, resp) else {
             return; // a dialog's to send
         };
+        // The first 1xx/2xx to their INVITE that names our tag opens its dialog, which then
+        // owns the INVITE's transaction.
         let opens_dialog = (101..300).contains(&resp.status_code.code())
             && resp
                 .to_header()
                 .ok()
                 .and_then(|to| to.tag().ok().flatten())
-                .is_some();
-        let resp = match self.servers.remove(key) {
-            Some(tx) if opens_dialog && tx.original.method == rsipstack::sip::Method::Invite => {
+                .is_some()
+            && self
+                .servers
+                .get(key)
+                .is_some_and(|tx| tx.original.method == rsipstack::sip::Method::Invite);
+        let taken = if opens_dialog {
+            self.servers.remove(key)
+        } else {
+            None
+        };
+        let resp = match taken {
+            Some(tx) => {
                 let flow = origin(tx.connection.as_ref())
                     .map(|(transport, addr)| sip_addr(Target { transport, addr }))
                     .unwrap_or_else(|| sip_addr(t.target));
                 match self.dialogs.open_uas(key, tx, resp, flow) {
                     Ok(()) => return,
+                    // Not a dialog after all: answered through its transaction, below.
                     Err(refused) => {
                         let (tx, resp) = *refused;
                         self.servers.insert(key.to_string(), tx);
                         resp
                     }
                 }
-            }
-            Some(tx) => {
-                self.servers.insert(key.to_string(), tx);
-                resp
             }
             None => resp,
         };
